@@ -91,6 +91,8 @@ typedef struct kvx_gather_args {
  * GQA/MQA: query head h reads kv head h / (num_q_heads / num_kv_heads).
  * Attention over a single-latent cache (num_kv == 1) is not part of v1.0:
  * it is refused with KVX_ERR_UNSUPPORTED. */
+typedef struct kvx_attention_plan kvx_attention_plan_t; /* opaque; see the CUDA backend's plan API */
+
 typedef struct kvx_attention_args {
   uint32_t struct_size;                /* sizeof(kvx_attention_args_t) */
   uint32_t version;                    /* KVX_VERSION */
@@ -107,6 +109,7 @@ typedef struct kvx_attention_args {
   int32_t reserved0;                   /* must be zero */
   int64_t window_left;                 /* < 0: no window */
   int64_t sink_tokens;                 /* >= 0 */
+  const kvx_attention_plan_t* plan;    /* optional schedule made once per batch shape (CUDA); NULL: none */
   uint64_t reserved[4];                /* must be zero */
 } kvx_attention_args_t;
 
