@@ -5,6 +5,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <vector>
 
 #include "kvx/layout.h"
 #include "kvx/ops.h"
@@ -78,6 +79,17 @@ int64_t layout_span_bytes(const kvx_layout_t& layout);
 // Fills *out for an engine preset. Implemented in layout/presets.cpp.
 kvx_status_t make_preset(kvx_preset_t preset, const kvx_preset_params_t* params, kvx_layout_t* out);
 const char* preset_name(kvx_preset_t preset);
+// Looks a preset up by its preset_name(). Returns KVX_OK, KVX_ERR_INVALID_ARGUMENT
+// (a null argument) or KVX_ERR_NOT_FOUND.
+kvx_status_t preset_from_name(const char* name, kvx_preset_t* out);
+
+// Checks the leading struct_size/version of an ABI struct that layouts own
+// (kvx_layout_t, kvx_preset_params_t, kvx_page_table_t): the size must be
+// exactly `expected_size` and the version of this major, not newer than the
+// library. Returns KVX_OK or KVX_ERR_VERSION_MISMATCH naming "<name>.struct_size"
+// or "<name>.version".
+kvx_status_t check_abi_header(uint32_t struct_size, uint32_t version, uint32_t expected_size,
+                              const char* name);
 
 // A host view of either page-table form (arrays must be host-readable).
 class PageTableView {
@@ -110,5 +122,30 @@ class PageTableView {
 // layout/page_table.cpp.
 kvx_status_t validate_page_table(const kvx_page_table_t* table, const kvx_layout_t& layout,
                                  const char* name);
+
+// Host copies of a page table in each form, owning their arrays; view()
+// returns a kvx_page_table_t (memory HOST) that points into them and stays
+// valid while the owner lives and is not modified.
+struct CsrPageTable {
+  int64_t num_seqs = 0;
+  std::vector<int32_t> indptr;         // [num_seqs + 1]
+  std::vector<int32_t> indices;        // [indptr.back()]
+  std::vector<int32_t> last_page_len;  // [num_seqs]
+  kvx_page_table_t view() const;
+};
+struct DensePageTable {
+  int64_t num_seqs = 0;
+  int64_t max_blocks = 0;              // also the row stride
+  std::vector<int32_t> block_table;    // [num_seqs * max_blocks], unused entries -1
+  std::vector<int32_t> seq_lens;       // [num_seqs]
+  kvx_page_table_t view() const;
+};
+
+// Converts a host page table of either form (one that validate_page_table
+// accepted) into each form. Dense rows get exactly the columns the longest
+// sequence needs (at least `min_max_blocks`).
+CsrPageTable page_table_to_csr(const kvx_page_table_t& table, int64_t block_tokens);
+DensePageTable page_table_to_dense(const kvx_page_table_t& table, int64_t block_tokens,
+                                   int64_t min_max_blocks = 0);
 
 }  // namespace kvx
