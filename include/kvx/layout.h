@@ -106,8 +106,9 @@ typedef struct kvx_scale {
  * where dim_offset(d) = d * dim_stride_bytes when head_dim_inner == 0, and
  * (d / head_dim_inner) * dim_outer_stride_bytes + (d % head_dim_inner) * dim_stride_bytes
  * when the head dimension is split into an outer and an inner part (vLLM's
- * legacy key cache, inner part x = 16 bytes / element size). For INT4 storage
- * dim_stride_bytes is 0 and elements d, d+1 (d even) share one byte. */
+ * legacy key cache, inner part x = 16 bytes / element size). INT4 storage is
+ * the exception: its head rows are packed, dim_offset(d) = d / 2 bytes (d even
+ * in the low nibble), dim_stride_bytes must be 0, head_dim even, no split. */
 typedef struct kvx_plane {
   int64_t head_dim;
   int64_t head_dim_inner;         /* 0: not split; else the inner part's size, divides head_dim */

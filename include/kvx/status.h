@@ -2,7 +2,7 @@
 #ifndef KVX_STATUS_H
 #define KVX_STATUS_H
 
-#include "kvx/version.h"
+#include "kvx/export.h"
 
 #ifdef __cplusplus
 extern "C" {

@@ -5,6 +5,9 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "kvx/export.h"
+#include "kvx/status.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -20,15 +23,11 @@ extern "C" {
 #define KVX_VERSION KVX_MAKE_VERSION(KVX_VERSION_MAJOR, KVX_VERSION_MINOR, KVX_VERSION_PATCH)
 #define KVX_VERSION_MAJOR_OF(v) ((uint32_t)(v) / 1000000u)
 
-#if defined(KVX_BUILDING_LIBRARY)
-#define KVX_API __attribute__((visibility("default")))
-#else
-#define KVX_API
-#endif
-
 /* Every ABI struct that begins with struct_size and version has an inline
  * initializer kvx_<name>_init() that zeroes it and sets those two fields, and
- * a macro KVX_<NAME>_INIT usable as an initializer in C and C++. */
+ * a macro KVX_<NAME>_INIT that calls it (an initializer of automatic
+ * variables in C and C++; static objects are zero-initialized and need
+ * struct_size and version set by hand). */
 #define KVX_DEFINE_INIT_(type, fn, extra) \
   static inline type fn(void) {           \
     type x_;                              \
@@ -46,7 +45,7 @@ KVX_API uint32_t kvx_get_version(void);
  * `caller_version` may use the loaded library, KVX_ERR_VERSION_MISMATCH (-9)
  * when the major versions differ or the caller is newer than the library.
  * Callers should check once at start-up: kvx_check_version(KVX_VERSION). */
-KVX_API int32_t kvx_check_version(uint32_t caller_version);
+KVX_API kvx_status_t kvx_check_version(uint32_t caller_version);
 
 #ifdef __cplusplus
 }

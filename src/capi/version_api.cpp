@@ -7,7 +7,7 @@ extern "C" {
 
 KVX_API uint32_t kvx_get_version(void) { return KVX_VERSION; }
 
-KVX_API int32_t kvx_check_version(uint32_t caller_version) {
+KVX_API kvx_status_t kvx_check_version(uint32_t caller_version) {
   if (KVX_VERSION_MAJOR_OF(caller_version) != KVX_VERSION_MAJOR || caller_version > KVX_VERSION) {
     return kvx::fail(KVX_ERR_VERSION_MISMATCH,
                      "caller_version: {} (built against {}.{}.{}) cannot use library {}.{}.{}",
