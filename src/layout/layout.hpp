@@ -75,6 +75,17 @@ kvx_status_t validate_layout(const kvx_layout_t* layout, const char* name);
 
 // Bytes addressable behind the largest base pointer. Requires a valid layout.
 int64_t layout_span_bytes(const kvx_layout_t& layout);
+// Bytes addressable behind base pointer `base` (an index as base_index()
+// gives: planes of other pointers do not count). Requires a valid layout.
+int64_t base_span_bytes(const kvx_layout_t& layout, int64_t base);
+// How many base pointers the layout has: 1, num_layers or num_layers * num_kv.
+inline int64_t num_bases(const kvx_layout_t& l) {
+  switch (l.base_kind) {
+    case KVX_BASE_LAYER_PTRS: return l.num_layers;
+    case KVX_BASE_PLANE_PTRS: return l.num_layers * l.num_kv;
+    default: return 1;
+  }
+}
 
 // Fills *out for an engine preset. Implemented in layout/presets.cpp.
 kvx_status_t make_preset(kvx_preset_t preset, const kvx_preset_params_t* params, kvx_layout_t* out);

@@ -29,8 +29,8 @@ struct Extent {
 };
 
 // Byte strides of a row-major tensor of `shape` (outermost first) and its
-// total bytes. The head dim's stride is one element (0 for packed INT4,
-// whose rows are D / 2 bytes).
+// total bytes. Counted in bits, so that packed INT4 (head dim innermost)
+// gets its dim stride of 0 and rows of D / 2 bytes with no special case.
 struct RowMajor {
   std::array<int64_t, kNumAxes> stride{};
   int64_t bytes = 0;
@@ -38,25 +38,14 @@ struct RowMajor {
 
 std::optional<RowMajor> row_major(std::initializer_list<Extent> shape, kvx_dtype_t dtype) {
   RowMajor r;
-  const int64_t elem = dtype_bytes(dtype);
-  int64_t running = 1;
+  int64_t running_bits = dtype_bits(dtype);
   for (auto it = std::rbegin(shape); it != std::rend(shape); ++it) {
-    std::optional<int64_t> next;
-    if (it->axis == kDim) {
-      r.stride[kDim] = dtype == KVX_DTYPE_INT4 ? 0 : elem;
-      next = checked_mul(it->n, static_cast<int64_t>(dtype_bits(dtype)));
-      if (next) next = *next / 8;
-    } else if (it->axis == kDimInner) {
-      r.stride[kDimInner] = elem;
-      next = checked_mul(it->n, elem);
-    } else {
-      r.stride[it->axis] = running;
-      next = checked_mul(running, it->n);
-    }
+    r.stride[it->axis] = running_bits / 8;
+    const auto next = checked_mul(running_bits, it->n);
     if (!next) return std::nullopt;
-    running = *next;
+    running_bits = *next;
   }
-  r.bytes = running;
+  r.bytes = running_bits / 8;
   return r;
 }
 

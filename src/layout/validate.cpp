@@ -309,8 +309,7 @@ kvx_status_t check_pointers(const kvx_layout_t& l, const char* name) {
     return KVX_OK;
   }
   if (l.ptrs == nullptr) return KVX_OK;
-  const int64_t count = l.base_kind == KVX_BASE_LAYER_PTRS ? l.num_layers : l.num_layers * l.num_kv;
-  for (int64_t i = 0; i < count; ++i)
+  for (int64_t i = 0; i < num_bases(l); ++i)
     if (reinterpret_cast<uintptr_t>(l.ptrs[i]) % e != 0)
       return fail(KVX_ERR_MISALIGNED, "{}.ptrs[{}]: {} is not aligned to the element size {}", name, i,
                   l.ptrs[i], e);
@@ -382,10 +381,19 @@ kvx_status_t validate_layout(const kvx_layout_t* layout, const char* name) {
   return check_pointers(l, name);
 }
 
+int64_t base_span_bytes(const kvx_layout_t& layout, int64_t base) {
+  int64_t span = 0;
+  for (int kv = 0; kv < layout.num_kv; ++kv) {
+    if (layout.base_kind == KVX_BASE_PLANE_PTRS && base % layout.num_kv != kv) continue;
+    span = std::max(span, layout.plane[kv].offset_bytes + *span_of(plane_dims(layout, kv), elem_bytes_of(layout)));
+  }
+  return span;
+}
+
 int64_t layout_span_bytes(const kvx_layout_t& layout) {
   int64_t span = 0;
-  for (int kv = 0; kv < layout.num_kv; ++kv)
-    span = std::max(span, layout.plane[kv].offset_bytes + *span_of(plane_dims(layout, kv), elem_bytes_of(layout)));
+  for (int64_t kv = 0; kv < std::min<int64_t>(layout.num_kv, num_bases(layout)); ++kv)
+    span = std::max(span, base_span_bytes(layout, kv));
   return span;
 }
 

@@ -64,27 +64,21 @@ kvx_status_t check_pointers_present(const kvx_layout_t& l, const char* name) {
     return KVX_OK;
   }
   if (l.ptrs == nullptr) return fail(KVX_ERR_INVALID_ARGUMENT, "{}.ptrs: null", name);
-  const int64_t count = l.base_kind == KVX_BASE_LAYER_PTRS ? l.num_layers : l.num_layers * l.num_kv;
-  for (int64_t i = 0; i < count; ++i)
+  for (int64_t i = 0; i < num_bases(l); ++i)
     if (l.ptrs[i] == nullptr) return fail(KVX_ERR_INVALID_ARGUMENT, "{}.ptrs[{}]: null", name, i);
   return KVX_OK;
 }
 
-// Byte ranges behind each base pointer of a layout (each as long as the
-// layout's span: a superset, which is all the overlap test needs).
+// The byte range behind each base pointer of a layout.
 struct Range {
   uintptr_t begin, end;
   bool is_dst;
 };
 
 void add_ranges(const kvx_layout_t& l, bool is_dst, std::vector<Range>* out) {
-  const auto span = static_cast<uintptr_t>(layout_span_bytes(l));
-  const int64_t count = l.base_kind == KVX_BASE_STRIDED    ? 1
-                        : l.base_kind == KVX_BASE_LAYER_PTRS ? l.num_layers
-                                                             : l.num_layers * l.num_kv;
-  for (int64_t i = 0; i < count; ++i) {
+  for (int64_t i = 0; i < num_bases(l); ++i) {
     const auto p = reinterpret_cast<uintptr_t>(l.base_kind == KVX_BASE_STRIDED ? l.base : l.ptrs[i]);
-    out->push_back({p, p + span, is_dst});
+    out->push_back({p, p + static_cast<uintptr_t>(base_span_bytes(l, i)), is_dst});
   }
 }
 
