@@ -1,0 +1,15 @@
+// The subcommands of the kvx tool. To add one: write tools/kvx/<name>.cpp
+// defining add_<name>_command (CMake picks the file up), declare it here, and
+// call it from main.cpp. A subcommand prints its own report; to fail, it
+// prints why and throws CLI::RuntimeError(exit_code), which main turns into
+// the exit status without printing more.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+namespace kvx::tool {
+
+void add_info_command(CLI::App& app);  // info.cpp: version, backends, devices, presets
+void add_demo_command(CLI::App& app);  // demo.cpp: one cache in every preset, checked
+
+}  // namespace kvx::tool
