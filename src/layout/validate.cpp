@@ -29,6 +29,7 @@
 #include <cstring>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include "core/checked.hpp"
 #include "core/dtype.hpp"
@@ -120,18 +121,21 @@ DimList plane_dims(const kvx_layout_t& l, int kv) {
 }
 
 kvx_status_t check_nested(DimList dims, int64_t elem_bytes, const char* name) {
-  std::sort(dims.begin(), dims.end(), [](const Dim& a, const Dim& b) { return a.stride < b.stride; });
+  // Stable: of two equal strides the later-listed one (the K/V index) is named.
+  std::stable_sort(dims.begin(), dims.end(), [](const Dim& a, const Dim& b) { return a.stride < b.stride; });
   int64_t span = elem_bytes;
   for (size_t i = 0; i < dims.size(); ++i) {
     const Dim& d = dims[i];
     if (d.stride < span) {
       std::string smaller = "one element";
       for (size_t j = 0; j < i; ++j)
-        smaller += fmt::format("{}{} (x{})", j == 0 ? " and " : ", ", field_path(name, dims[j]), dims[j].extent);
+        smaller += fmt::format("{}{} (x{})", j == 0 ? " plus " : ", ", field_path(name, dims[j]), dims[j].extent);
+      const bool kv_distance = d.plane == 1 && std::string_view(d.field) == "offset_bytes";
       return fail(KVX_ERR_INVALID_LAYOUT,
-                  "{}: stride {} (x{}) is below the {} bytes spanned by {}; distinct elements would "
-                  "overlap (strides must nest)",
-                  field_path(name, d), d.stride, d.extent, span, smaller);
+                  "{}: {} {}{} is below the {} bytes spanned by {}; distinct elements would overlap (strides "
+                  "must nest)",
+                  field_path(name, d), kv_distance ? "the K-to-V distance" : "stride", d.stride,
+                  kv_distance ? "" : fmt::format(" (x{})", d.extent), span, smaller);
     }
     const auto reach = checked_mul(d.extent - 1, d.stride);
     const auto next = reach ? checked_add(span, *reach) : std::nullopt;
@@ -359,9 +363,9 @@ kvx_status_t check_planes_apart(const kvx_layout_t& l, const char* name) {
   const int64_t v_end = vo + *span_of(v.tail(peeled), e);
   if (k_end <= vo || v_end <= ko) return KVX_OK;
   return fail(KVX_ERR_INVALID_LAYOUT,
-              "{}.plane[1].offset_bytes: plane[1] bytes [{}, {}) overlap plane[0] bytes [{}, {}) behind the "
+              "{}.plane[1].offset_bytes: plane[1] bytes [{}, {}) overlap plane[0] bytes [{}, {}){} behind the "
               "same base pointer (planes with different strides must occupy disjoint ranges)",
-              name, vo, v_end, ko, k_end);
+              name, vo, v_end, ko, k_end, peeled > 0 ? " within the outer dims both planes share" : "");
 }
 
 }  // namespace
