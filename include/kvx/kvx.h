@@ -7,5 +7,6 @@
 #include "kvx/status.h"
 #include "kvx/layout.h"
 #include "kvx/ops.h"
+#include "kvx/transfer.h"
 
 #endif /* KVX_KVX_H */
