@@ -38,7 +38,7 @@ int64_t oracle_work(const AttnCase& c) {
 }
 
 void fit_budget(AttnCase& c) {
-  const int64_t budget = kSmall ? 4'000'000 : 40'000'000;
+  const int64_t budget = kSmall ? 2'000'000 : 40'000'000;
   while (oracle_work(c) > budget) {
     if (c.prefill) {  // fewer query rows first, then shorter sequences
       auto most = std::max_element(c.qrows.begin(), c.qrows.end());
@@ -149,7 +149,7 @@ AttnResult run_with_some_preset(AttnCase& c) {
 }
 
 void check_against_oracle(bool prefill, uint64_t seed) {
-  const int count = kSmall ? 14 : 48;
+  const int count = kSmall ? 12 : 48;
   for (AttnCase c : sample_cases(prefill, count, seed)) {
     const AttnResult r = run_with_some_preset(c);
     SCOPED_TRACE(c.name());
