@@ -23,27 +23,31 @@ static void check_i64(int ok, const char* what, long long got, long long want, i
   fprintf(stderr, "abi_test.c:%d: FAILED %s: got %lld, want %lld\n", line, what, got, want);
 }
 
-#define CHECK_EQ(what, got, want) \
-  check_i64((long long)(got) == (long long)(want), what, (long long)(got), (long long)(want), __LINE__)
+#define CHECK_EQ(what, got, want)                                                             \
+  check_i64((long long)(got) == (long long)(want), what, (long long)(got), (long long)(want), \
+            __LINE__)
 
 /* Alignment of a type: _Alignof in C11; in C99 the offset of a member placed
  * after one char, which is the same number for every type used here. */
 #if defined(__STDC_VERSION__) && __STDC_VERSION__ >= 201112L
 #define ALIGN_OF(type) _Alignof(type)
 #else
+/* clang-format off */
 #define ALIGN_OF(type) offsetof(struct { char c_; type t_; }, t_)
+/* clang-format on */
 #endif
 
 #define CHECK_SIZE(type, n) CHECK_EQ("sizeof(" #type ")", sizeof(type), n)
 #define CHECK_ALIGN(type, n) CHECK_EQ("alignof(" #type ")", ALIGN_OF(type), n)
-#define CHECK_OFF(type, field, n) CHECK_EQ("offsetof(" #type ", " #field ")", offsetof(type, field), n)
+#define CHECK_OFF(type, field, n) \
+  CHECK_EQ("offsetof(" #type ", " #field ")", offsetof(type, field), n)
 #define CHECK_ENUM(name, n) CHECK_EQ(#name, name, n)
 
 /* Structs that lead with struct_size and version: both at fixed offsets. */
-#define CHECK_HEADER(type)                \
-  do {                                    \
-    CHECK_OFF(type, struct_size, 0);      \
-    CHECK_OFF(type, version, 4);          \
+#define CHECK_HEADER(type)           \
+  do {                               \
+    CHECK_OFF(type, struct_size, 0); \
+    CHECK_OFF(type, version, 4);     \
   } while (0)
 
 static void check_lp64(void) {
@@ -291,12 +295,12 @@ static void check_enums(void) {
 
 /* Each initializer zeroes the struct and sets struct_size and version; the
  * documented non-zero defaults are checked by name. */
-#define CHECK_INIT(type, init)                                                   \
-  do {                                                                           \
-    type s_ = init;                                                              \
-    CHECK_EQ(#init ".struct_size", s_.struct_size, sizeof(type));                \
-    CHECK_EQ(#init ".version", s_.version, KVX_VERSION);                         \
-    CHECK_EQ(#init ".reserved[0]", s_.reserved[0], 0);                           \
+#define CHECK_INIT(type, init)                                    \
+  do {                                                            \
+    type s_ = init;                                               \
+    CHECK_EQ(#init ".struct_size", s_.struct_size, sizeof(type)); \
+    CHECK_EQ(#init ".version", s_.version, KVX_VERSION);          \
+    CHECK_EQ(#init ".reserved[0]", s_.reserved[0], 0);            \
   } while (0)
 
 static void check_initializers(void) {
@@ -334,7 +338,8 @@ static void check_version(void) {
 
   CHECK_EQ("KVX_VERSION", KVX_VERSION,
            KVX_VERSION_MAJOR * 1000000 + KVX_VERSION_MINOR * 1000 + KVX_VERSION_PATCH);
-  CHECK_EQ("KVX_VERSION_MAJOR_OF(KVX_VERSION)", KVX_VERSION_MAJOR_OF(KVX_VERSION), KVX_VERSION_MAJOR);
+  CHECK_EQ("KVX_VERSION_MAJOR_OF(KVX_VERSION)", KVX_VERSION_MAJOR_OF(KVX_VERSION),
+           KVX_VERSION_MAJOR);
   CHECK_EQ("kvx_get_version()", kvx_get_version(), KVX_VERSION);
 
   CHECK_EQ("kvx_check_version(KVX_VERSION)", kvx_check_version(KVX_VERSION), KVX_OK);

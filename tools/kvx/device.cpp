@@ -19,8 +19,8 @@ namespace kvx::tool {
 namespace {
 void cuda_check(cudaError_t e, const char* what) {
   if (e != cudaSuccess) {
-    throw std::runtime_error(fmt::format("{}: {} ({})", what, cudaGetErrorString(e),
-                                         cudaGetErrorName(e)));
+    throw std::runtime_error(
+        fmt::format("{}: {} ({})", what, cudaGetErrorString(e), cudaGetErrorName(e)));
   }
 }
 }  // namespace
@@ -66,7 +66,8 @@ Buffer::Buffer(Place place, size_t bytes) : place_(place), bytes_(bytes) {
 }
 
 Buffer::Buffer(Buffer&& other) noexcept
-    : place_(other.place_), data_(std::exchange(other.data_, nullptr)),
+    : place_(other.place_),
+      data_(std::exchange(other.data_, nullptr)),
       bytes_(std::exchange(other.bytes_, 0)) {}
 
 Buffer& Buffer::operator=(Buffer&& other) noexcept {
@@ -108,7 +109,8 @@ void Buffer::upload(const void* src, size_t bytes) {
 }
 
 void Buffer::download(void* dst, size_t bytes) const {
-  if (bytes > bytes_) throw std::runtime_error("Buffer::download: more bytes than the buffer holds");
+  if (bytes > bytes_)
+    throw std::runtime_error("Buffer::download: more bytes than the buffer holds");
   if (bytes == 0) return;
   if (place_ == Place::kHost) {
     std::memcpy(dst, data_, bytes);
@@ -155,7 +157,8 @@ std::vector<CudaDevice> cuda_devices(std::string* why_none) {
   }
   if (devices.empty() && why_none) *why_none = "no CUDA device present";
 #else
-  if (why_none) *why_none = "this build has no CUDA (configure with nvcc present or KVX_ENABLE_CUDA=ON)";
+  if (why_none)
+    *why_none = "this build has no CUDA (configure with nvcc present or KVX_ENABLE_CUDA=ON)";
 #endif
   return devices;
 }
