@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "kvx/kvx.h"
+#include "kvx/transfer.h"
 
 static int g_failed = 0;
 static int g_passed = 0;
@@ -232,6 +233,81 @@ static void check_ops_structs(void) {
   CHECK_OFF(kvx_convert_args_t, reserved, 48);
 }
 
+static void check_transfer_structs(void) {
+  CHECK_SIZE(kvx_transfer_plan_t, 72);
+  CHECK_ALIGN(kvx_transfer_plan_t, 8);
+  CHECK_HEADER(kvx_transfer_plan_t);
+  CHECK_OFF(kvx_transfer_plan_t, dma_min_run_bytes, 8);
+  CHECK_OFF(kvx_transfer_plan_t, reserved, 40);
+
+  CHECK_SIZE(kvx_transfer_report_t, 80);
+  CHECK_ALIGN(kvx_transfer_report_t, 8);
+  CHECK_HEADER(kvx_transfer_report_t);
+  CHECK_OFF(kvx_transfer_report_t, engine, 8);
+  CHECK_OFF(kvx_transfer_report_t, dma_path, 12);
+  CHECK_OFF(kvx_transfer_report_t, direction, 16);
+  CHECK_OFF(kvx_transfer_report_t, reserved0, 20);
+  CHECK_OFF(kvx_transfer_report_t, bytes, 24);
+  CHECK_OFF(kvx_transfer_report_t, runs, 32);
+  CHECK_OFF(kvx_transfer_report_t, launches, 40);
+  CHECK_OFF(kvx_transfer_report_t, reserved, 48);
+
+  CHECK_SIZE(kvx_block_copy_args_t, 112);
+  CHECK_ALIGN(kvx_block_copy_args_t, 8);
+  CHECK_HEADER(kvx_block_copy_args_t);
+  CHECK_OFF(kvx_block_copy_args_t, src, 8);
+  CHECK_OFF(kvx_block_copy_args_t, dst, 16);
+  CHECK_OFF(kvx_block_copy_args_t, src_blocks, 24);
+  CHECK_OFF(kvx_block_copy_args_t, dst_blocks, 32);
+  CHECK_OFF(kvx_block_copy_args_t, num_blocks, 40);
+  CHECK_OFF(kvx_block_copy_args_t, engine, 48);
+  CHECK_OFF(kvx_block_copy_args_t, dma_mode, 52);
+  CHECK_OFF(kvx_block_copy_args_t, max_ctas, 56);
+  CHECK_OFF(kvx_block_copy_args_t, reserved0, 60);
+  CHECK_OFF(kvx_block_copy_args_t, plan, 64);
+  CHECK_OFF(kvx_block_copy_args_t, report, 72);
+  CHECK_OFF(kvx_block_copy_args_t, reserved, 80);
+
+  CHECK_SIZE(kvx_raw_copy_t, 24);
+  CHECK_ALIGN(kvx_raw_copy_t, 8);
+  CHECK_OFF(kvx_raw_copy_t, dst, 0);
+  CHECK_OFF(kvx_raw_copy_t, src, 8);
+  CHECK_OFF(kvx_raw_copy_t, bytes, 16);
+
+  CHECK_SIZE(kvx_region_t, 24);
+  CHECK_ALIGN(kvx_region_t, 8);
+  CHECK_OFF(kvx_region_t, base, 0);
+  CHECK_OFF(kvx_region_t, bytes, 8);
+  CHECK_OFF(kvx_region_t, memory, 16);
+  CHECK_OFF(kvx_region_t, device_id, 20);
+
+  CHECK_SIZE(kvx_raw_copy_args_t, 136);
+  CHECK_ALIGN(kvx_raw_copy_args_t, 8);
+  CHECK_HEADER(kvx_raw_copy_args_t);
+  CHECK_OFF(kvx_raw_copy_args_t, src_pool, 8);
+  CHECK_OFF(kvx_raw_copy_args_t, dst_pool, 32);
+  CHECK_OFF(kvx_raw_copy_args_t, copies, 56);
+  CHECK_OFF(kvx_raw_copy_args_t, num_copies, 64);
+  CHECK_OFF(kvx_raw_copy_args_t, elem_bytes, 72);
+  CHECK_OFF(kvx_raw_copy_args_t, engine, 76);
+  CHECK_OFF(kvx_raw_copy_args_t, dma_mode, 80);
+  CHECK_OFF(kvx_raw_copy_args_t, max_ctas, 84);
+  CHECK_OFF(kvx_raw_copy_args_t, plan, 88);
+  CHECK_OFF(kvx_raw_copy_args_t, report, 96);
+  CHECK_OFF(kvx_raw_copy_args_t, reserved, 104);
+
+  CHECK_SIZE(kvx_offload_config_t, 72);
+  CHECK_ALIGN(kvx_offload_config_t, 8);
+  CHECK_HEADER(kvx_offload_config_t);
+  CHECK_OFF(kvx_offload_config_t, device, 8);
+  CHECK_OFF(kvx_offload_config_t, host, 16);
+  CHECK_OFF(kvx_offload_config_t, engine, 24);
+  CHECK_OFF(kvx_offload_config_t, dma_mode, 28);
+  CHECK_OFF(kvx_offload_config_t, max_ctas, 32);
+  CHECK_OFF(kvx_offload_config_t, reserved0, 36);
+  CHECK_OFF(kvx_offload_config_t, reserved, 40);
+}
+
 static void check_enums(void) {
   CHECK_ENUM(KVX_OK, 0);
   CHECK_ENUM(KVX_ERR_INVALID_ARGUMENT, -1);
@@ -291,6 +367,22 @@ static void check_enums(void) {
   CHECK_ENUM(KVX_BACKEND_AUTO, 0);
   CHECK_ENUM(KVX_BACKEND_CPU, 1);
   CHECK_ENUM(KVX_BACKEND_CUDA, 2);
+
+  CHECK_ENUM(KVX_COPY_ENGINE_AUTO, 0);
+  CHECK_ENUM(KVX_COPY_ENGINE_CPU, 1);
+  CHECK_ENUM(KVX_COPY_ENGINE_SM_KERNEL, 2);
+  CHECK_ENUM(KVX_COPY_ENGINE_DMA, 3);
+  CHECK_ENUM(KVX_DMA_BATCHED_WITH_FALLBACK, 0);
+  CHECK_ENUM(KVX_DMA_FALLBACK_ONLY, 1);
+  CHECK_ENUM(KVX_DMA_BATCHED_ONLY, 2);
+  CHECK_ENUM(KVX_DMA_PATH_NONE, 0);
+  CHECK_ENUM(KVX_DMA_PATH_BATCHED, 1);
+  CHECK_ENUM(KVX_DMA_PATH_LOOP, 2);
+  CHECK_ENUM(KVX_TRANSFER_D2D, 0);
+  CHECK_ENUM(KVX_TRANSFER_H2D, 1);
+  CHECK_ENUM(KVX_TRANSFER_D2H, 2);
+  CHECK_ENUM(KVX_TRANSFER_H2H, 3);
+  CHECK_ENUM(KVX_TRANSFER_NUM_DIRECTIONS, 4);
 }
 
 /* Each initializer zeroes the struct and sets struct_size and version; the
@@ -313,6 +405,11 @@ static void check_initializers(void) {
   CHECK_INIT(kvx_attention_args_t, KVX_ATTENTION_ARGS_INIT);
   CHECK_INIT(kvx_merge_args_t, KVX_MERGE_ARGS_INIT);
   CHECK_INIT(kvx_convert_args_t, KVX_CONVERT_ARGS_INIT);
+  CHECK_INIT(kvx_transfer_plan_t, KVX_TRANSFER_PLAN_INIT);
+  CHECK_INIT(kvx_transfer_report_t, KVX_TRANSFER_REPORT_INIT);
+  CHECK_INIT(kvx_block_copy_args_t, KVX_BLOCK_COPY_ARGS_INIT);
+  CHECK_INIT(kvx_raw_copy_args_t, KVX_RAW_COPY_ARGS_INIT);
+  CHECK_INIT(kvx_offload_config_t, KVX_OFFLOAD_CONFIG_INIT);
 
   {
     kvx_layout_t layout = KVX_LAYOUT_INIT;
@@ -320,6 +417,11 @@ static void check_initializers(void) {
     CHECK_EQ("KVX_LAYOUT_INIT.dtype", layout.dtype, 0);
     CHECK_EQ("KVX_LAYOUT_INIT.plane[1].scale.reserved[1]", layout.plane[1].scale.reserved[1], 0);
     CHECK_EQ("KVX_LAYOUT_INIT.reserved[7]", layout.reserved[7], 0);
+  }
+  {
+    kvx_raw_copy_args_t args = KVX_RAW_COPY_ARGS_INIT;
+    CHECK_EQ("KVX_RAW_COPY_ARGS_INIT.elem_bytes", args.elem_bytes, 1);
+    CHECK_EQ("KVX_RAW_COPY_ARGS_INIT.engine", args.engine, KVX_COPY_ENGINE_AUTO);
   }
   {
     kvx_attention_args_t args = KVX_ATTENTION_ARGS_INIT;
@@ -366,6 +468,7 @@ int main(void) {
   check_lp64();
   check_layout_structs();
   check_ops_structs();
+  check_transfer_structs();
   check_enums();
   check_initializers();
   check_version();
