@@ -23,11 +23,17 @@
 #endif
 
 namespace kvx::tool {
+namespace {
+// The "bench" subcommand, shared by every benchmark suite that registers.
+CLI::App* bench_command(CLI::App& app) {
+  for (CLI::App* sub : app.get_subcommands([](CLI::App* a) { return a->get_name() == "bench"; })) return sub;
+  return app.add_subcommand("bench", "benchmarks on the GPU");
+}
+}  // namespace
 
 #ifndef KVX_HAVE_CUDA
 void add_bench_copy_command(CLI::App& app) {
-  CLI::App* bench = app.get_subcommand_no_throw("bench");
-  if (bench == nullptr) bench = app.add_subcommand("bench", "benchmarks on the GPU");
+  CLI::App* bench = bench_command(app);
   bench->add_subcommand("copy", "scattered block copies and conversion (needs CUDA)")->callback([] {
     std::printf("kvx bench copy: skipped: this build of kvx has no CUDA\n");
   });
@@ -332,8 +338,7 @@ void run(const Options& o, bool quick) {
 }  // namespace
 
 void add_bench_copy_command(CLI::App& app) {
-  CLI::App* bench = app.get_subcommand_no_throw("bench");
-  if (bench == nullptr) bench = app.add_subcommand("bench", "benchmarks on the GPU");
+  CLI::App* bench = bench_command(app);
   CLI::App* cmd = bench->add_subcommand("copy", "scattered KV block copies and layout conversion vs link ceilings");
   auto o = std::make_shared<Options>();
   auto quick = std::make_shared<bool>(false);
