@@ -576,7 +576,8 @@ struct Row {
   std::string note;  // why skipped, or what failed
   uint64_t bytes = 0;
   bool kv_exact = false;
-  double decode_err = 0.0, prefill_err = 0.0, vs_source = 0.0;
+  double decode_err = 0.0, prefill_err = 0.0;
+  double vs_source = -1.0;  // < 0: this row is the source
   double convert_ms = -1.0, decode_ms = 0.0, prefill_ms = 0.0;
   AttentionResults decode, prefill;
 };
@@ -657,7 +658,9 @@ void print_table(const std::vector<Row>& rows) {
       continue;
     }
     const std::string convert = r.convert_ms < 0 ? "-" : fmt::format("{:.2f}", r.convert_ms);
-    const std::string vs = r.vs_source == 0.0 ? "0 (exact)" : fmt::format("{:.2e}", r.vs_source);
+    const std::string vs = r.vs_source < 0.0    ? "(source)"
+                           : r.vs_source == 0.0 ? "0 (exact)"
+                                                : fmt::format("{:.2e}", r.vs_source);
     fmt::print("{:<26} {:>11} {:>7} {:>11.2e} {:>11.2e} {:>11} {:>10} {:>10.3f} {:>10.3f}{}\n",
                r.name, format_bytes(r.bytes), r.kv_exact ? "exact" : "DIFF", r.decode_err,
                r.prefill_err, vs, convert, r.decode_ms, r.prefill_ms,
