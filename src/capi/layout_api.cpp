@@ -8,6 +8,10 @@
 namespace kvx {
 namespace {
 
+bool dtype_known(const kvx_dtype_t& dtype) {
+  return raw_enum(dtype) >= KVX_DTYPE_F32 && raw_enum(dtype) <= KVX_DTYPE_INT4;
+}
+
 kvx_status_t check_coord(const kvx_layout_t& l, const kvx_coord_t& c) {
   const struct {
     const char* field;
@@ -29,9 +33,14 @@ kvx_status_t check_coord(const kvx_layout_t& l, const kvx_coord_t& c) {
 
 extern "C" {
 
-// These two cannot fail and throw nothing, so they need no guard.
-KVX_API uint32_t kvx_dtype_bits(kvx_dtype_t dtype) { return kvx::dtype_bits(dtype); }
-KVX_API const char* kvx_dtype_name(kvx_dtype_t dtype) { return kvx::dtype_name(dtype); }
+// These cannot fail and throw nothing, so they need no guard. A C caller may
+// pass any int: it is range-checked as an int before it is used as an enum.
+KVX_API uint32_t kvx_dtype_bits(kvx_dtype_t dtype) {
+  return kvx::dtype_known(dtype) ? kvx::dtype_bits(dtype) : 0;
+}
+KVX_API const char* kvx_dtype_name(kvx_dtype_t dtype) {
+  return kvx::dtype_known(dtype) ? kvx::dtype_name(dtype) : "unknown";
+}
 KVX_API const char* kvx_preset_name(kvx_preset_t preset) { return kvx::preset_name(preset); }
 
 KVX_API kvx_status_t kvx_layout_validate(const kvx_layout_t* layout) {

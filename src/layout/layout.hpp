@@ -5,12 +5,25 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <vector>
 
 #include "kvx/layout.h"
 #include "kvx/ops.h"
 
 namespace kvx {
+
+// The integer a C caller stored in an enum field or argument. C lets an enum
+// object hold any int, but a C++ load of a value outside the enumeration's
+// range is undefined behaviour, so validation reads caller enums through this
+// (a byte copy, no enum load) before it trusts them.
+template <typename Enum>
+int32_t raw_enum(const Enum& e) {
+  static_assert(sizeof(Enum) == sizeof(int32_t), "ABI enums are 32 bits");
+  int32_t v;
+  std::memcpy(&v, &e, sizeof v);
+  return v;
+}
 
 // Byte offset of element `dim` of a head row within a plane. For INT4 the
 // offset is of the byte that holds the element (low nibble for even dims).

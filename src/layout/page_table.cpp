@@ -89,13 +89,13 @@ kvx_status_t validate_page_table(const kvx_page_table_t* table, const kvx_layout
   for (size_t i = 0; i < std::size(t.reserved); ++i)
     if (t.reserved[i] != 0)
       return fail(KVX_ERR_INVALID_ARGUMENT, "{}.reserved[{}]: must be zero (is {:#x})", name, i, t.reserved[i]);
-  if (t.memory < KVX_MEMORY_HOST || t.memory > KVX_MEMORY_CUDA_MANAGED)
-    return fail(KVX_ERR_INVALID_ARGUMENT, "{}.memory: unknown value {}", name, static_cast<int>(t.memory));
+  if (raw_enum(t.memory) < KVX_MEMORY_HOST || raw_enum(t.memory) > KVX_MEMORY_CUDA_MANAGED)
+    return fail(KVX_ERR_INVALID_ARGUMENT, "{}.memory: unknown value {}", name, raw_enum(t.memory));
   if (t.num_seqs < 0) return fail(KVX_ERR_INVALID_ARGUMENT, "{}.num_seqs: {} < 0", name, t.num_seqs);
-  switch (t.kind) {
+  switch (raw_enum(t.kind)) {
     case KVX_PAGE_TABLE_DENSE: return check_dense(t, layout, name);
     case KVX_PAGE_TABLE_CSR: return check_csr(t, layout, name);
-    default: return fail(KVX_ERR_INVALID_ARGUMENT, "{}.kind: unknown value {}", name, static_cast<int>(t.kind));
+    default: return fail(KVX_ERR_INVALID_ARGUMENT, "{}.kind: unknown value {}", name, raw_enum(t.kind));
   }
 }
 

@@ -139,12 +139,12 @@ kvx_status_t check_params(kvx_preset_t preset, const kvx_preset_params_t& p) {
   for (size_t i = 0; i < std::size(p.reserved); ++i)
     if (p.reserved[i] != 0)
       return fail(KVX_ERR_INVALID_ARGUMENT, "params.reserved[{}]: must be zero (is {:#x})", i, p.reserved[i]);
-  if (preset < KVX_PRESET_FIRST || preset > KVX_PRESET_LAST)
-    return fail(KVX_ERR_INVALID_ARGUMENT, "preset: unknown value {}", static_cast<int>(preset));
-  if (!dtype_valid(p.dtype))
-    return fail(KVX_ERR_INVALID_ARGUMENT, "params.dtype: unknown value {}", static_cast<int>(p.dtype));
-  if (p.memory < KVX_MEMORY_HOST || p.memory > KVX_MEMORY_CUDA_MANAGED)
-    return fail(KVX_ERR_INVALID_ARGUMENT, "params.memory: unknown value {}", static_cast<int>(p.memory));
+  if (raw_enum(preset) < KVX_PRESET_FIRST || raw_enum(preset) > KVX_PRESET_LAST)
+    return fail(KVX_ERR_INVALID_ARGUMENT, "preset: unknown value {}", raw_enum(preset));
+  if (raw_enum(p.dtype) < KVX_DTYPE_F32 || raw_enum(p.dtype) > KVX_DTYPE_INT4)
+    return fail(KVX_ERR_INVALID_ARGUMENT, "params.dtype: unknown value {}", raw_enum(p.dtype));
+  if (raw_enum(p.memory) < KVX_MEMORY_HOST || raw_enum(p.memory) > KVX_MEMORY_CUDA_MANAGED)
+    return fail(KVX_ERR_INVALID_ARGUMENT, "params.memory: unknown value {}", raw_enum(p.memory));
   if (p.device_id < 0) return fail(KVX_ERR_INVALID_ARGUMENT, "params.device_id: {} < 0", p.device_id);
   const std::pair<const char*, int64_t> dims[] = {{"num_layers", p.num_layers},
                                                   {"num_blocks", p.num_blocks},
@@ -216,7 +216,7 @@ kvx_status_t fill(kvx_preset_t preset, const Geometry& g, kvx_layout_t* l) {
     case KVX_PRESET_LMCACHE:
       // [2, L, T, H*D] per chunk: the hidden dim is heads then head dim.
       return interleaved(g, l, {{kBlock, g.NB}, {kKv, 2}, {kLayer, g.L}, {kToken, g.T}, {kHead, g.H}, {kDim, g.D}});
-    default: return fail(KVX_ERR_INVALID_ARGUMENT, "preset: unknown value {}", static_cast<int>(preset));
+    default: return fail(KVX_ERR_INVALID_ARGUMENT, "preset: unknown value {}", raw_enum(preset));
   }
 }
 
@@ -245,7 +245,7 @@ constexpr PresetName kPresetNames[] = {
 
 const char* preset_name(kvx_preset_t preset) {
   for (const PresetName& p : kPresetNames)
-    if (p.preset == preset) return p.name;
+    if (p.preset == raw_enum(preset)) return p.name;
   return "unknown";
 }
 

@@ -148,19 +148,20 @@ kvx_status_t check_nested(DimList dims, int64_t elem_bytes, const char* name) {
 }
 
 kvx_status_t check_enums(const kvx_layout_t& l, const char* name) {
-  if (!dtype_valid(l.dtype))
-    return fail(KVX_ERR_INVALID_LAYOUT, "{}.dtype: unknown value {}", name, static_cast<int>(l.dtype));
-  if (l.memory < KVX_MEMORY_HOST || l.memory > KVX_MEMORY_CUDA_MANAGED)
-    return fail(KVX_ERR_INVALID_LAYOUT, "{}.memory: unknown value {}", name, static_cast<int>(l.memory));
-  if (l.base_kind < KVX_BASE_STRIDED || l.base_kind > KVX_BASE_PLANE_PTRS)
-    return fail(KVX_ERR_INVALID_LAYOUT, "{}.base_kind: unknown value {}", name, static_cast<int>(l.base_kind));
+  const struct {
+    const char* field;
+    int32_t value, first, last;
+  } enums[] = {{"dtype", raw_enum(l.dtype), KVX_DTYPE_F32, KVX_DTYPE_INT4},
+               {"memory", raw_enum(l.memory), KVX_MEMORY_HOST, KVX_MEMORY_CUDA_MANAGED},
+               {"base_kind", raw_enum(l.base_kind), KVX_BASE_STRIDED, KVX_BASE_PLANE_PTRS},
+               {"plane[0].scale.granularity", raw_enum(l.plane[0].scale.granularity), KVX_SCALE_NONE,
+                KVX_SCALE_CHANNEL_GROUP},
+               {"plane[1].scale.granularity", raw_enum(l.plane[1].scale.granularity), KVX_SCALE_NONE,
+                KVX_SCALE_CHANNEL_GROUP}};
+  for (const auto& e : enums)
+    if (e.value < e.first || e.value > e.last)
+      return fail(KVX_ERR_INVALID_LAYOUT, "{}.{}: unknown value {}", name, e.field, e.value);
   if (l.device_id < 0) return fail(KVX_ERR_INVALID_LAYOUT, "{}.device_id: {} < 0", name, l.device_id);
-  for (int kv = 0; kv < 2; ++kv) {
-    const kvx_scale_granularity_t g = l.plane[kv].scale.granularity;
-    if (g < KVX_SCALE_NONE || g > KVX_SCALE_CHANNEL_GROUP)
-      return fail(KVX_ERR_INVALID_LAYOUT, "{}.plane[{}].scale.granularity: unknown value {}", name, kv,
-                  static_cast<int>(g));
-  }
   return KVX_OK;
 }
 
@@ -231,9 +232,9 @@ kvx_status_t check_scale(const kvx_layout_t& l, int kv, const char* name) {
   if (dtype_is_float16_32(l.dtype))
     return fail(KVX_ERR_INVALID_LAYOUT, "{}.plane[{}].scale.granularity: {} storage takes no scales (NONE)",
                 name, kv, dtype_name(l.dtype));
-  if (s.dtype != KVX_DTYPE_F32)
+  if (raw_enum(s.dtype) != KVX_DTYPE_F32)
     return fail(KVX_ERR_INVALID_LAYOUT, "{}.plane[{}].scale.dtype: {} (only f32 scales are defined)", name,
-                kv, static_cast<int>(s.dtype));
+                kv, raw_enum(s.dtype));
   if (s.granularity == KVX_SCALE_CHANNEL_GROUP && (s.group_size < 1 || p.head_dim % s.group_size != 0))
     return fail(KVX_ERR_INVALID_LAYOUT, "{}.plane[{}].scale.group_size: {} does not divide head_dim {}", name,
                 kv, s.group_size, p.head_dim);

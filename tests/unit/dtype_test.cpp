@@ -29,9 +29,11 @@ TEST(Dtype, BitsAndNames) {
     EXPECT_EQ(kvx_dtype_bits(c.dtype), c.bits);
     EXPECT_STREQ(kvx_dtype_name(c.dtype), c.name);
   }
-  for (const int bad : {0, 8, -1, 1000}) {
-    EXPECT_EQ(kvx_dtype_bits(static_cast<kvx_dtype_t>(bad)), 0u) << bad;
-    EXPECT_STREQ(kvx_dtype_name(static_cast<kvx_dtype_t>(bad)), "unknown") << bad;
+  for (const int32_t bad : {0, 8, -1, 1000}) {
+    kvx_dtype_t dtype;  // stored as a C caller would: a C++ cast of -1 is undefined
+    std::memcpy(&dtype, &bad, sizeof bad);
+    EXPECT_EQ(kvx_dtype_bits(dtype), 0u) << bad;
+    EXPECT_STREQ(kvx_dtype_name(dtype), "unknown") << bad;
   }
 }
 

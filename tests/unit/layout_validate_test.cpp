@@ -3,6 +3,8 @@
 // layouts engines use (and a few hand-made ones) are accepted.
 #include <gtest/gtest.h>
 
+#include <climits>
+#include <cstring>
 #include <functional>
 #include <string>
 
@@ -31,6 +33,13 @@ void expect_refused(const kvx_layout_t& l, kvx_status_t want, const std::string&
   }
 }
 
+// Stores an int a C caller could store; a C++ cast of -1 to these enums
+// would itself be undefined.
+template <typename Enum>
+void set_raw(Enum* e, int32_t value) {
+  std::memcpy(e, &value, sizeof value);
+}
+
 struct Case {
   const char* what;
   kvx_preset_t base;
@@ -56,6 +65,8 @@ const Case kCases[] = {
     {"newer minor", kNhd, [](auto& l) { l.version = KVX_VERSION + 1000; }, KVX_ERR_VERSION_MISMATCH, "layout.version"},
     {"dtype zero", kNhd, [](auto& l) { l.dtype = static_cast<kvx_dtype_t>(0); }, kBad, "layout.dtype"},
     {"dtype unknown", kNhd, [](auto& l) { l.dtype = static_cast<kvx_dtype_t>(8); }, kBad, "layout.dtype"},
+    {"dtype negative", kNhd, [](auto& l) { set_raw(&l.dtype, -1); }, kBad, "layout.dtype"},
+    {"base_kind negative", kNhd, [](auto& l) { set_raw(&l.base_kind, INT32_MIN); }, kBad, "layout.base_kind"},
     {"memory zero", kNhd, [](auto& l) { l.memory = static_cast<kvx_memory_t>(0); }, kBad, "layout.memory"},
     {"memory unknown", kNhd, [](auto& l) { l.memory = static_cast<kvx_memory_t>(5); }, kBad, "layout.memory"},
     {"base_kind zero", kNhd, [](auto& l) { l.base_kind = static_cast<kvx_base_kind_t>(0); }, kBad, "layout.base_kind"},
@@ -66,7 +77,7 @@ const Case kCases[] = {
      [](auto& l) { l.plane[1].scale.granularity = static_cast<kvx_scale_granularity_t>(5); }, kBad,
      "layout.plane[1].scale.granularity"},
     {"scale granularity negative", kNhd,
-     [](auto& l) { l.plane[0].scale.granularity = static_cast<kvx_scale_granularity_t>(-1); }, kBad,
+     [](auto& l) { set_raw(&l.plane[0].scale.granularity, -1); }, kBad,
      "layout.plane[0].scale.granularity"},
     {"num_layers zero", kNhd, [](auto& l) { l.num_layers = 0; }, kBad, "layout.num_layers"},
     {"num_layers negative", kNhd, [](auto& l) { l.num_layers = -1; }, kBad, "layout.num_layers"},
