@@ -1,0 +1,166 @@
+// The SM copy kernels: many copies per launch, each CTA one piece of work,
+// every access as wide as alignment allows. Source or destination may be
+// pinned host memory, read or written directly over the bus (unified
+// addressing): there the kernel's job is to keep enough requests in flight,
+// hence four independent loads before the first store.
+#include <cuda_runtime.h>
+
+#include <climits>
+#include <cstdint>
+
+#include "backends/cuda/copy/copy_launch.hpp"
+
+namespace kvx::cuda {
+namespace {
+
+template <int kBytes>
+struct Unit;
+template <>
+struct Unit<16> {
+  using T = uint4;
+};
+template <>
+struct Unit<8> {
+  using T = uint2;
+};
+template <>
+struct Unit<4> {
+  using T = uint32_t;
+};
+template <>
+struct Unit<2> {
+  using T = uint16_t;
+};
+template <>
+struct Unit<1> {
+  using T = uint8_t;
+};
+
+// Copies n units of a contiguous run, 4 in flight per thread.
+template <int kBytes>
+__device__ __forceinline__ void copy_run(std::byte* __restrict__ dst, const std::byte* __restrict__ src, int64_t n) {
+  using T = typename Unit<kBytes>::T;
+  T* d = reinterpret_cast<T*>(dst);
+  const T* s = reinterpret_cast<const T*>(src);
+  const int64_t step = blockDim.x;
+  int64_t i = threadIdx.x;
+  for (; i + 3 * step < n; i += 4 * step) {
+    const T a = s[i], b = s[i + step], c = s[i + 2 * step], e = s[i + 3 * step];
+    d[i] = a;
+    d[i + step] = b;
+    d[i + 2 * step] = c;
+    d[i + 3 * step] = e;
+  }
+  for (; i < n; i += step) d[i] = s[i];
+}
+
+__device__ __forceinline__ int64_t dim_offset(const CopySide& s, int64_t d) {
+  if (s.head_dim_inner == 0) return d * s.dim_stride;
+  return (d / s.head_dim_inner) * s.dim_outer_stride + (d % s.head_dim_inner) * s.dim_stride;
+}
+
+// One (head row unit) of a plane: u -> (token, head, unit of the row), with
+// tokens outermost; either side may order its rows otherwise, and a row's
+// units are contiguous on both, so each access is still a full unit.
+template <int kBytes>
+__device__ __forceinline__ void copy_units(const BlockCopyLaunch& a, int kv, std::byte* __restrict__ dst,
+                                           const std::byte* __restrict__ src) {
+  using T = typename Unit<kBytes>::T;
+  const CopySide& ss = a.src[kv];
+  const CopySide& ds = a.dst[kv];
+  const int32_t per_row = a.row_units[kv];
+  const int32_t n = a.block_tokens * a.num_heads * per_row;
+  auto offsets = [&](int32_t u, int64_t* so, int64_t* dof) {
+    const int32_t j = u % per_row;
+    const int32_t r = u / per_row;
+    const int32_t t = r / a.num_heads, h = r % a.num_heads;
+    const int64_t d = static_cast<int64_t>(j) * a.elem_per_unit;
+    *so = t * ss.token_stride + h * ss.head_stride + dim_offset(ss, d);
+    *dof = t * ds.token_stride + h * ds.head_stride + dim_offset(ds, d);
+  };
+  const int32_t step = blockDim.x;
+  int32_t u = threadIdx.x;
+  for (; u + 3 * step < n; u += 4 * step) {
+    int64_t so[4], dof[4];
+    T v[4];
+#pragma unroll
+    for (int k = 0; k < 4; ++k) offsets(u + k * step, &so[k], &dof[k]);
+#pragma unroll
+    for (int k = 0; k < 4; ++k) v[k] = *reinterpret_cast<const T*>(src + so[k]);
+#pragma unroll
+    for (int k = 0; k < 4; ++k) *reinterpret_cast<T*>(dst + dof[k]) = v[k];
+  }
+  for (; u < n; u += step) {
+    int64_t so, dof;
+    offsets(u, &so, &dof);
+    *reinterpret_cast<T*>(dst + dof) = *reinterpret_cast<const T*>(src + so);
+  }
+}
+
+template <int kBytes>
+__global__ void block_copy_kernel(const __grid_constant__ BlockCopyLaunch a) {
+  const auto* src_base = reinterpret_cast<const std::byte* const*>(a.payload);
+  const auto* dst_base = reinterpret_cast<std::byte* const*>(a.payload + sizeof(void*) * a.num_planes);
+  const auto* pairs = reinterpret_cast<const int32_t*>(a.payload + 2 * sizeof(void*) * a.num_planes);
+  const int64_t per_pair = static_cast<int64_t>(a.num_planes) * a.pieces;
+  const int64_t items = per_pair * a.num_pairs;
+  for (int64_t item = blockIdx.x; item < items; item += gridDim.x) {
+    const int64_t pair = item / per_pair;
+    const int32_t rem = static_cast<int32_t>(item - pair * per_pair);
+    const int32_t plane = rem / a.pieces, piece = rem % a.pieces;
+    const int kv = plane % a.num_kv;
+    const int64_t sb = pairs[2 * pair], db = pairs[2 * pair + 1];
+    const std::byte* src = src_base[plane] + sb * a.src[kv].block_stride;
+    std::byte* dst = dst_base[plane] + db * a.dst[kv].block_stride;
+    if (a.chunk[kv]) {
+      const int64_t begin = piece * kCopyPieceBytes;
+      if (begin >= a.plane_bytes[kv]) continue;
+      const int64_t bytes = min(kCopyPieceBytes, a.plane_bytes[kv] - begin);
+      copy_run<kBytes>(dst + begin, src + begin, bytes / kBytes);
+    } else if (piece == 0) {
+      copy_units<kBytes>(a, kv, dst, src);
+    }
+  }
+}
+
+// Raw runs: each run takes the widest unit its own alignment allows.
+__global__ void raw_copy_kernel(const __grid_constant__ RawCopyLaunch a) {
+  for (int32_t r = blockIdx.x; r < a.num_runs; r += gridDim.x) {
+    const RawRun& run = a.runs[r];
+    const auto bits = reinterpret_cast<uintptr_t>(run.dst) | reinterpret_cast<uintptr_t>(run.src) | run.bytes;
+    if (bits % 16 == 0) copy_run<16>(run.dst, run.src, static_cast<int64_t>(run.bytes / 16));
+    else if (bits % 8 == 0) copy_run<8>(run.dst, run.src, static_cast<int64_t>(run.bytes / 8));
+    else if (bits % 4 == 0) copy_run<4>(run.dst, run.src, static_cast<int64_t>(run.bytes / 4));
+    else copy_run<1>(run.dst, run.src, static_cast<int64_t>(run.bytes));
+  }
+}
+
+int32_t grid_for(int64_t items, int32_t max_ctas) {
+  int64_t g = items;
+  if (max_ctas > 0 && g > max_ctas) g = max_ctas;
+  return static_cast<int32_t>(g > INT_MAX ? INT_MAX : g);
+}
+
+}  // namespace
+
+cudaError_t launch_block_copy(const BlockCopyLaunch& a, int32_t max_ctas, int32_t threads, cudaStream_t stream) {
+  const int64_t items = static_cast<int64_t>(a.num_planes) * a.pieces * a.num_pairs;
+  if (items == 0) return cudaSuccess;
+  const int32_t grid = grid_for(items, max_ctas);
+  switch (a.unit_bytes) {
+    case 16: block_copy_kernel<16><<<grid, threads, 0, stream>>>(a); break;
+    case 8: block_copy_kernel<8><<<grid, threads, 0, stream>>>(a); break;
+    case 4: block_copy_kernel<4><<<grid, threads, 0, stream>>>(a); break;
+    case 2: block_copy_kernel<2><<<grid, threads, 0, stream>>>(a); break;
+    default: block_copy_kernel<1><<<grid, threads, 0, stream>>>(a); break;
+  }
+  return cudaGetLastError();
+}
+
+cudaError_t launch_raw_copy(const RawCopyLaunch& a, int32_t max_ctas, cudaStream_t stream) {
+  if (a.num_runs == 0) return cudaSuccess;
+  raw_copy_kernel<<<grid_for(a.num_runs, max_ctas), 256, 0, stream>>>(a);
+  return cudaGetLastError();
+}
+
+}  // namespace kvx::cuda

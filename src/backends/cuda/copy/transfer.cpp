@@ -1,0 +1,301 @@
+// Host side of the CUDA transfers: a validated block or raw copy becomes SM
+// kernel launches (work lists in kernel parameters, copy_launch.hpp) or DMA
+// calls (cudaMemcpyBatchAsync, or a cudaMemcpyAsync loop). Nothing here
+// allocates device memory or synchronises.
+#include <cuda_runtime_api.h>
+
+#include <algorithm>
+#include <cstring>
+#include <memory>
+#include <vector>
+
+#include "backends/cuda/copy/copy_launch.hpp"
+#include "core/dtype.hpp"
+#include "core/status.hpp"
+#include "layout/layout.hpp"
+#include "ops/transfer.hpp"
+
+namespace kvx::cuda {
+namespace {
+
+kvx_status_t cuda_fail(cudaError_t e, const char* what) {
+  return fail(KVX_ERR_DEVICE, "{}: CUDA error {}: {}", what, cudaGetErrorName(e), cudaGetErrorString(e));
+}
+
+// Runs the copy on the device that owns its device-side memory, then gives
+// the caller back its current device.
+class CurrentDevice {
+ public:
+  explicit CurrentDevice(int device) {
+    if (cudaGetDevice(&saved_) != cudaSuccess || saved_ == device) saved_ = -1;
+    else error_ = cudaSetDevice(device);
+  }
+  ~CurrentDevice() {
+    if (saved_ >= 0) cudaSetDevice(saved_);
+  }
+  CurrentDevice(const CurrentDevice&) = delete;
+  CurrentDevice& operator=(const CurrentDevice&) = delete;
+  cudaError_t error() const { return error_; }
+
+ private:
+  int saved_ = -1;
+  cudaError_t error_ = cudaSuccess;
+};
+
+// ------------------------------------------------------------------- DMA --
+
+// Calls of the batch API carry at most this many copies (the API has no
+// documented limit; some drivers of the same API fault past 8192).
+constexpr size_t kMaxBatch = 8192;
+
+kvx_status_t dma_runs(const std::vector<CopyRun>& runs, const TransferConfig& cfg, TransferStats* stats) {
+  auto stream = static_cast<cudaStream_t>(cfg.exec.stream);
+  stats->runs = static_cast<int64_t>(runs.size());
+  for (const CopyRun& r : runs) stats->bytes += static_cast<int64_t>(r.bytes);
+  // The batch API refuses the legacy default stream (validation already
+  // refused BATCHED_ONLY there).
+  bool batched = cfg.dma_mode != KVX_DMA_FALLBACK_ONLY && stream != nullptr;
+  size_t done = 0;
+  if (batched) {
+    const bool small = std::all_of(runs.begin(), runs.end(), [](const CopyRun& r) { return r.bytes <= (128u << 10); });
+    cudaMemcpyAttributes attr{};
+    // Sources may be written by later work on the stream: stream order.
+    attr.srcAccessOrder = cudaMemcpySrcAccessOrderStream;
+    // Small copies overlap compute better with this hint (cuDF applies it
+    // below 128 KiB per copy).
+    attr.flags = small ? cudaMemcpyFlagPreferOverlapWithCompute : 0;
+    std::vector<void*> dsts;
+    std::vector<const void*> srcs;
+    std::vector<size_t> sizes;
+    while (done < runs.size()) {
+      const size_t n = std::min(kMaxBatch, runs.size() - done);
+      dsts.resize(n);
+      srcs.resize(n);
+      sizes.resize(n);
+      for (size_t i = 0; i < n; ++i) {
+        dsts[i] = runs[done + i].dst;
+        srcs[i] = runs[done + i].src;
+        sizes[i] = runs[done + i].bytes;
+      }
+      size_t attr_index = 0;
+      const cudaError_t e = cudaMemcpyBatchAsync(dsts.data(), srcs.data(), sizes.data(), n, &attr, &attr_index, 1, stream);
+      if (e != cudaSuccess) {
+        if (cfg.dma_mode == KVX_DMA_BATCHED_ONLY) return cuda_fail(e, "cudaMemcpyBatchAsync");
+        // Where the runtime or driver lacks the batch API, the loop takes
+        // over (an error here enqueued nothing of this call).
+        (void)cudaGetLastError();
+        batched = false;
+        break;
+      }
+      ++stats->launches;
+      done += n;
+    }
+  }
+  stats->dma_path = batched ? KVX_DMA_PATH_BATCHED : KVX_DMA_PATH_LOOP;
+  for (; done < runs.size(); ++done) {
+    const cudaError_t e = cudaMemcpyAsync(runs[done].dst, runs[done].src, runs[done].bytes, cudaMemcpyDefault, stream);
+    if (e != cudaSuccess) return cuda_fail(e, "cudaMemcpyAsync");
+    ++stats->launches;
+  }
+  return KVX_OK;
+}
+
+// ------------------------------------------------------------- SM kernel --
+
+bool aligned(int64_t v, int64_t unit) { return v % unit == 0; }
+bool aligned(const void* p, int64_t unit) { return reinterpret_cast<uintptr_t>(p) % unit == 0; }
+
+// A plane as the kernel sees it: head rows of `row_elems` elements of
+// `elem` bytes (INT4 rows as bytes: they are always packed).
+CopySide side_of(const kvx_plane_t& p, kvx_dtype_t dtype) {
+  CopySide s;
+  s.block_stride = p.block_stride_bytes;
+  s.token_stride = p.token_stride_bytes;
+  s.head_stride = p.head_stride_bytes;
+  s.dim_stride = dtype == KVX_DTYPE_INT4 ? 1 : p.dim_stride_bytes;
+  s.dim_outer_stride = p.dim_outer_stride_bytes;
+  s.head_dim_inner = dtype == KVX_DTYPE_INT4 ? 0 : p.head_dim_inner;
+  return s;
+}
+
+// Whether `unit` bytes at a time keep every access aligned and inside a
+// contiguous run of a head row, on one side of one plane.
+bool unit_fits_side(const CopySide& s, int64_t unit, int64_t elem, int64_t row_elems, bool chunk) {
+  if (!aligned(s.block_stride, unit)) return false;
+  if (chunk) return true;
+  const int64_t per = unit / elem;
+  if (!aligned(s.token_stride, unit) || !aligned(s.head_stride, unit) || row_elems % per != 0) return false;
+  if (per == 1) return true;
+  if (s.dim_stride != elem) return false;
+  return s.head_dim_inner == 0 || (s.head_dim_inner % per == 0 && aligned(s.dim_outer_stride, unit));
+}
+
+std::byte* plane_base(const kvx_layout_t& l, int64_t layer, int kv) { return row_address(l, layer, kv, 0, 0, 0); }
+
+int32_t choose_unit(const kvx_layout_t& s, const kvx_layout_t& d, const BlockGeometry& g, const BlockCopyLaunch& a) {
+  const int64_t elem = g.elem_bytes;
+  for (int32_t unit : {16, 8, 4, 2, 1}) {
+    if (unit < elem || unit % elem != 0) continue;
+    bool ok = true;
+    for (int kv = 0; kv < g.num_kv && ok; ++kv) {
+      const bool chunk = a.chunk[kv] != 0;
+      const int64_t row_elems = g.row_bytes[kv] / elem;
+      ok = ok && (!chunk || aligned(g.plane_bytes[kv], unit)) && unit_fits_side(a.src[kv], unit, elem, row_elems, chunk) &&
+           unit_fits_side(a.dst[kv], unit, elem, row_elems, chunk);
+      for (int64_t layer = 0; layer < g.num_layers && ok; ++layer)
+        ok = aligned(plane_base(s, layer, kv), unit) && aligned(plane_base(d, layer, kv), unit);
+    }
+    if (ok) return unit;
+  }
+  return 1;
+}
+
+}  // namespace
+
+kvx_status_t copy_blocks(const kvx_block_copy_args_t& args, const TransferConfig& cfg, TransferStats* stats) {
+  CurrentDevice device(cfg.device_id);
+  if (device.error() != cudaSuccess) return cuda_fail(device.error(), "cudaSetDevice");
+  const kvx_layout_t& s = *args.src;
+  const kvx_layout_t& d = *args.dst;
+  const BlockGeometry g = block_geometry(s, d);
+  if (cfg.engine == KVX_COPY_ENGINE_DMA) return dma_runs(block_copy_runs(args, g), cfg, stats);
+
+  auto launch = std::make_unique<BlockCopyLaunch>();
+  BlockCopyLaunch& a = *launch;
+  a.num_kv = g.num_kv;
+  a.block_tokens = static_cast<int32_t>(g.block_tokens);
+  a.num_heads = static_cast<int32_t>(g.num_heads);
+  a.pieces = 1;
+  for (int kv = 0; kv < g.num_kv; ++kv) {
+    a.src[kv] = side_of(s.plane[kv], s.dtype);
+    a.dst[kv] = side_of(d.plane[kv], d.dtype);
+    a.plane_bytes[kv] = g.plane_bytes[kv];
+    a.chunk[kv] = g.move[kv] == PlaneMove::kChunk ? 1 : 0;
+    if (a.chunk[kv]) a.pieces = std::max<int32_t>(a.pieces, static_cast<int32_t>((g.plane_bytes[kv] + kCopyPieceBytes - 1) / kCopyPieceBytes));
+  }
+  a.unit_bytes = choose_unit(s, d, g, a);
+  a.elem_per_unit = static_cast<int32_t>(a.unit_bytes / g.elem_bytes);
+  for (int kv = 0; kv < g.num_kv; ++kv) a.row_units[kv] = static_cast<int32_t>(g.row_bytes[kv] / a.unit_bytes);
+  // Units one CTA moves per item decide its width: enough threads for four
+  // units each, 64 to 256.
+  int64_t units = 0;
+  for (int kv = 0; kv < g.num_kv; ++kv)
+    units = std::max(units, (a.chunk[kv] ? std::min(g.plane_bytes[kv], kCopyPieceBytes) : g.plane_bytes[kv]) / a.unit_bytes);
+  const int32_t threads = static_cast<int32_t>(std::clamp<int64_t>((units / 4 + 31) / 32 * 32, 64, 256));
+
+  // The planes and pairs of one launch fill its payload: all planes when
+  // they take at most half of it, else whole layers' worth.
+  const int64_t total_planes = g.num_layers * g.num_kv;
+  const int64_t plane_cap = std::max<int64_t>(g.num_kv, (kCopyPayloadBytes / 2 / 16) / g.num_kv * g.num_kv);
+  const int64_t planes_per_launch = std::min(total_planes, plane_cap);
+  auto stream = static_cast<cudaStream_t>(cfg.exec.stream);
+  for (int64_t p0 = 0; p0 < total_planes; p0 += planes_per_launch) {
+    const int64_t np = std::min(planes_per_launch, total_planes - p0);
+    a.num_planes = static_cast<int32_t>(np);
+    auto* src_base = reinterpret_cast<const std::byte**>(a.payload);
+    auto* dst_base = reinterpret_cast<std::byte**>(a.payload + sizeof(void*) * np);
+    for (int64_t p = 0; p < np; ++p) {
+      const int64_t layer = (p0 + p) / g.num_kv;
+      const int kv = static_cast<int>((p0 + p) % g.num_kv);
+      src_base[p] = plane_base(s, layer, kv);
+      dst_base[p] = plane_base(d, layer, kv);
+    }
+    auto* pairs = reinterpret_cast<int32_t*>(a.payload + 2 * sizeof(void*) * np);
+    const int64_t pairs_per_launch = (kCopyPayloadBytes - 16 * np) / 8;
+    for (int64_t i0 = 0; i0 < args.num_blocks; i0 += pairs_per_launch) {
+      const int64_t n = std::min(pairs_per_launch, args.num_blocks - i0);
+      for (int64_t i = 0; i < n; ++i) {
+        pairs[2 * i] = args.src_blocks[i0 + i];
+        pairs[2 * i + 1] = args.dst_blocks[i0 + i];
+      }
+      a.num_pairs = static_cast<int32_t>(n);
+      const cudaError_t e = launch_block_copy(a, cfg.max_ctas, threads, stream);
+      if (e != cudaSuccess) return cuda_fail(e, "block copy kernel launch");
+      ++stats->launches;
+      stats->runs += n * np * a.pieces;
+    }
+  }
+  stats->bytes = args.num_blocks * g.num_layers * g.block_bytes();
+  return KVX_OK;
+}
+
+kvx_status_t copy_raw(const kvx_raw_copy_args_t& args, const TransferConfig& cfg, TransferStats* stats) {
+  CurrentDevice device(cfg.device_id);
+  if (device.error() != cudaSuccess) return cuda_fail(device.error(), "cudaSetDevice");
+  if (cfg.engine == KVX_COPY_ENGINE_DMA) {
+    std::vector<CopyRun> runs;
+    runs.reserve(static_cast<size_t>(args.num_copies));
+    for (int64_t i = 0; i < args.num_copies; ++i) {
+      const kvx_raw_copy_t& c = args.copies[i];
+      if (c.bytes > 0)
+        append_run(&runs, {static_cast<std::byte*>(c.dst), static_cast<const std::byte*>(c.src), c.bytes});
+    }
+    return dma_runs(runs, cfg, stats);
+  }
+  auto launch = std::make_unique<RawCopyLaunch>();
+  RawCopyLaunch& a = *launch;
+  auto stream = static_cast<cudaStream_t>(cfg.exec.stream);
+  auto flush = [&]() -> kvx_status_t {
+    if (a.num_runs == 0) return KVX_OK;
+    const cudaError_t e = launch_raw_copy(a, cfg.max_ctas, stream);
+    if (e != cudaSuccess) return cuda_fail(e, "raw copy kernel launch");
+    ++stats->launches;
+    stats->runs += a.num_runs;
+    a.num_runs = 0;
+    return KVX_OK;
+  };
+  for (int64_t i = 0; i < args.num_copies; ++i) {
+    const kvx_raw_copy_t& c = args.copies[i];
+    stats->bytes += static_cast<int64_t>(c.bytes);
+    // Long copies are cut into pieces at multiples of kCopyPieceBytes, which
+    // keeps each piece as aligned as the whole.
+    for (uint64_t off = 0; off < c.bytes; off += kCopyPieceBytes) {
+      if (a.num_runs == kRawRunsPerLaunch) KVX_TRY(flush());
+      a.runs[a.num_runs++] = {static_cast<std::byte*>(c.dst) + off, static_cast<const std::byte*>(c.src) + off,
+                              std::min<uint64_t>(kCopyPieceBytes, c.bytes - off)};
+    }
+  }
+  return flush();
+}
+
+// ---------------------------------------------------------------- events --
+
+kvx_status_t event_record(int32_t device_id, void* stream, void** out_event) {
+  CurrentDevice device(device_id);
+  if (device.error() != cudaSuccess) return cuda_fail(device.error(), "cudaSetDevice");
+  cudaEvent_t e = nullptr;
+  cudaError_t err = cudaEventCreateWithFlags(&e, cudaEventDisableTiming);
+  if (err != cudaSuccess) return cuda_fail(err, "cudaEventCreateWithFlags");
+  err = cudaEventRecord(e, static_cast<cudaStream_t>(stream));
+  if (err != cudaSuccess) {
+    cudaEventDestroy(e);
+    return cuda_fail(err, "cudaEventRecord");
+  }
+  *out_event = e;
+  return KVX_OK;
+}
+
+kvx_status_t event_query(void* event, bool* out_done) {
+  const cudaError_t e = cudaEventQuery(static_cast<cudaEvent_t>(event));
+  if (e == cudaErrorNotReady) {
+    *out_done = false;
+    return KVX_OK;
+  }
+  if (e != cudaSuccess) return cuda_fail(e, "cudaEventQuery");
+  *out_done = true;
+  return KVX_OK;
+}
+
+kvx_status_t event_synchronize(void* event) {
+  const cudaError_t e = cudaEventSynchronize(static_cast<cudaEvent_t>(event));
+  return e == cudaSuccess ? KVX_OK : cuda_fail(e, "cudaEventSynchronize");
+}
+
+kvx_status_t stream_wait_event(void* stream, void* event) {
+  const cudaError_t e = cudaStreamWaitEvent(static_cast<cudaStream_t>(stream), static_cast<cudaEvent_t>(event), 0);
+  return e == cudaSuccess ? KVX_OK : cuda_fail(e, "cudaStreamWaitEvent");
+}
+
+void event_destroy(void* event) { cudaEventDestroy(static_cast<cudaEvent_t>(event)); }
+
+}  // namespace kvx::cuda
