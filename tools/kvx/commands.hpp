@@ -9,8 +9,9 @@
 
 namespace kvx::tool {
 
-void add_info_command(CLI::App& app);  // info.cpp: version, backends, devices, presets
-void add_demo_command(CLI::App& app);  // demo.cpp: one cache in every preset, checked
-void add_bench_copy_command(CLI::App& app);  // bench_copy.cpp: kvx bench copy (transfers, conversion)
+void add_info_command(CLI::App& app);        // info.cpp: version, backends, devices, presets
+void add_demo_command(CLI::App& app);        // demo.cpp: one cache in every preset, checked
+// bench_copy.cpp: kvx bench copy (transfers, conversion)
+void add_bench_copy_command(CLI::App& app);
 
 }  // namespace kvx::tool
