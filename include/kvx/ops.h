@@ -178,6 +178,30 @@ KVX_API kvx_status_t kvx_convert_blocks(const kvx_convert_args_t* args, const kv
  * present for CUDA). Returns KVX_OK, KVX_ERR_INVALID_ARGUMENT. */
 KVX_API kvx_status_t kvx_backend_available(kvx_backend_t backend, int32_t* out_available);
 
+/* Attention plan: the CUDA decode schedule, made on the host once per batch
+ * shape and passed to each run in args.plan (plan, then run: a run with a plan
+ * neither synchronises nor allocates, so it can be captured in a CUDA graph).
+ * kvx_attention_plan_create reads args.cache, args.page_table (a HOST-READABLE
+ * copy of the batch's table: the lengths decide how long sequences split
+ * across CTAs), args.q.num_heads, args.window_left and args.sink_tokens, and
+ * the device's SM count; the run takes the device page table. A plan stays
+ * correct when the lengths change afterwards (e.g. decode steps replayed from
+ * a graph): a sequence that outgrows it keeps the planned split count, each
+ * split longer.
+ * A run with a plan checks that the batch has the plan's shape (sequences,
+ * heads, head dims, block_tokens, device) and that exec.workspace_bytes is at
+ * least kvx_attention_plan_workspace_bytes (else KVX_ERR_WORKSPACE_TOO_SMALL).
+ * Returns KVX_OK, KVX_ERR_INVALID_ARGUMENT, KVX_ERR_VERSION_MISMATCH,
+ * KVX_ERR_INVALID_LAYOUT, KVX_ERR_UNSUPPORTED (no CUDA, or a cache dtype the
+ * CUDA kernel does not serve), KVX_ERR_DEVICE, KVX_ERR_OUT_OF_MEMORY. */
+KVX_API kvx_status_t kvx_attention_plan_create(const kvx_attention_args_t* args, const kvx_exec_t* exec,
+                                               kvx_attention_plan_t** out);
+/* Device workspace bytes a run with this plan needs (0 when it never splits).
+ * Returns KVX_OK, KVX_ERR_INVALID_ARGUMENT. */
+KVX_API kvx_status_t kvx_attention_plan_workspace_bytes(const kvx_attention_plan_t* plan, uint64_t* out_bytes);
+/* Frees a plan; NULL is accepted. Returns KVX_OK, KVX_ERR_INVALID_ARGUMENT. */
+KVX_API kvx_status_t kvx_attention_plan_destroy(kvx_attention_plan_t* plan);
+
 #ifdef __cplusplus
 }
 #endif

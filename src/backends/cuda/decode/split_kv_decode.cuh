@@ -1,0 +1,335 @@
+// Split-KV paged decode attention (flash-decoding over a paged cache).
+//
+// One CTA of kThreads threads handles (sequence b, kv head, tile of GT query
+// heads that share it, split). It streams its split's K and V rows through a
+// kStages-deep cp.async ring in shared memory, so every K/V byte is read once
+// for all GT query heads (GQA). Thread mapping: a row of head_dim elements is
+// RT 16-byte vectors; the CTA's threads form kThreads / RT groups of RT lanes,
+// and each group owns kRowsPerThread rows of every tile. A thread consumes
+// exactly the 16 bytes it copied, so the ring needs no CTA barrier: only
+// cp.async.wait_group. Each group keeps its own online-softmax state for the
+// GT heads; the groups are combined once, at the end, through shared memory.
+//
+// Logits are kept in log2 units (q pre-scaled by scale * log2(e)) so that the
+// softmax uses ex2 directly.
+#pragma once
+
+#include <cstdint>
+
+#include "backends/cuda/common/elem.cuh"
+#include "backends/cuda/launch.hpp"
+
+namespace kvx::cuda::decode {
+
+constexpr int kThreads = 128;
+constexpr int kStages = 3;
+constexpr int kRowsPerThread = 4;
+constexpr float kLog2e = 1.4426950408889634f;
+constexpr float kLn2 = 0.6931471805599453f;
+
+template <int RT>
+struct TileShape {
+  static constexpr int kGroups = kThreads / RT;                 // rows per pass of the CTA
+  static constexpr int kTokens = kGroups * kRowsPerThread;      // rows per tile
+  static constexpr int kVecsPerPlane = kTokens * RT;            // 16-byte vectors per plane per tile
+  static constexpr int kSmemVecs = kStages * 2 * kVecsPerPlane;  // 48 KB for every RT
+};
+
+__device__ __forceinline__ float fast_exp2(float x) {
+  float y;
+  asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+  return y;
+}
+
+// Which pages of sequence b a decode query sees, and how they split.
+// Visible pages are the sink pages [0, sink_pages) then the window pages
+// [window_page, pages); "virtual" page v < sink_pages is page v, else page
+// window_page + v - sink_pages.
+struct SeqSchedule {
+  int64_t len = 0;
+  int64_t first_visible = 0;  // first position inside the window
+  int64_t sink_pages = 0, window_page = 0, virt_pages = 0;
+  int64_t chunk = 0;          // virtual pages per split
+  int32_t splits = 1;
+};
+
+__device__ __forceinline__ SeqSchedule schedule_of(const DecodeLaunch& a, int64_t b) {
+  SeqSchedule s;
+  const int64_t T = a.table.block_tokens;
+  s.len = a.table.seq_len(b);
+  const int64_t pages = (s.len + T - 1) / T;
+  if (a.window_left >= 0) {
+    s.first_visible = max(int64_t{0}, s.len - 1 - a.window_left);
+    s.window_page = s.first_visible / T;
+    const int64_t sinks = min(a.sink_tokens, s.len);
+    s.sink_pages = min((sinks + T - 1) / T, s.window_page);
+  }
+  s.virt_pages = s.sink_pages + pages - s.window_page;
+  if (a.max_splits > 1) {
+    const int64_t per = a.chunk_pages > 0 ? a.chunk_pages : a.min_chunk_pages;
+    const int64_t want = (s.virt_pages + per - 1) / per;
+    s.splits = static_cast<int32_t>(max(int64_t{1}, min(want, int64_t{a.max_splits})));
+  }
+  s.chunk = (s.virt_pages + s.splits - 1) / s.splits;
+  return s;
+}
+
+template <typename KV, int RT, int GT>
+__global__ void __launch_bounds__(kThreads) split_kv_decode_kernel(const __grid_constant__ DecodeLaunch a) {
+  using Tile = TileShape<RT>;
+  __shared__ __align__(16) uint4 smem[Tile::kSmemVecs];
+
+  const int head_tiles = (a.group + GT - 1) / GT;
+  const int units = a.num_kv_heads * head_tiles;
+  const int64_t b = blockIdx.x / units;
+  const int unit = static_cast<int>(blockIdx.x % units);
+  const int kvh = unit / head_tiles;
+  const int tile = unit % head_tiles;
+  const int split = blockIdx.y;
+  const int heads_here = min(GT, a.group - tile * GT);
+  const int first_q_head = kvh * a.group + tile * GT;
+  const int num_q_heads = a.num_kv_heads * a.group;
+  const int tid = threadIdx.x, col = tid % RT, grp = tid / RT;
+  const int64_t dk = a.k.head_dim, dv = a.v.head_dim;
+
+  const SeqSchedule s = schedule_of(a, b);
+  if (split >= s.splits) {  // nothing to do here: mark the partial empty for the merge
+    if (tid < heads_here)
+      a.partial[((b * a.max_splits + split) * num_q_heads + first_q_head + tid)] = -INFINITY;
+    return;
+  }
+
+  // The query rows, pre-scaled.
+  const bool softcap = a.softcap > 0.0f;
+  const float q_scale = softcap ? a.scale : a.scale * kLog2e;
+  float q[GT][8];
+#pragma unroll
+  for (int g = 0; g < GT; ++g) {
+    const bool live = g < heads_here && col * 8 < dk;
+    const std::byte* qrow = a.q.row(b, first_q_head + g) + static_cast<int64_t>(col) * 8 * elem_bytes(a.q.dtype);
+#pragma unroll
+    for (int e = 0; e < 8; ++e) q[g][e] = live ? load_elem(qrow + e * elem_bytes(a.q.dtype), a.q.dtype) * q_scale : 0.0f;
+  }
+
+  const int64_t T = a.table.block_tokens;
+  const int64_t vt_begin = split * s.chunk * T;
+  const int64_t vt_end = min(s.virt_pages, (split + 1) * s.chunk) * T;
+  const int num_tiles = static_cast<int>((vt_end - vt_begin + Tile::kTokens - 1) / Tile::kTokens);
+
+  // Per-thread row bookkeeping for the tile to be issued next: block ids are
+  // loaded one tile before their cp.async so that the page-table read is off
+  // the issue path.
+  int32_t next_block[kRowsPerThread];
+  int32_t next_token[kRowsPerThread];
+  uint32_t next_bits = 0;  // bit k: row k valid; bit 4 + k: row k visible
+  auto prefetch_rows = [&](int t) {
+    next_bits = 0;
+#pragma unroll
+    for (int k = 0; k < kRowsPerThread; ++k) {
+      const int64_t vt = vt_begin + static_cast<int64_t>(t) * Tile::kTokens + grp + k * Tile::kGroups;
+      const int64_t vpage = vt / T;
+      const int64_t off = vt - vpage * T;
+      const int64_t page = vpage < s.sink_pages ? vpage : s.window_page + vpage - s.sink_pages;
+      const int64_t pos = page * T + off;
+      const bool valid = vt < vt_end && pos < s.len;
+      const bool visible = valid && (a.window_left < 0 || pos >= s.first_visible || pos < a.sink_tokens);
+      next_block[k] = valid ? static_cast<int32_t>(a.table.block(b, page)) : 0;
+      next_token[k] = static_cast<int32_t>(off);
+      next_bits |= (valid ? 1u : 0u) << k;
+      next_bits |= (visible ? 1u : 0u) << (4 + k);
+    }
+  };
+  uint32_t visible_ring = 0;  // 4 visible bits per ring slot
+  auto issue = [&](int t) {
+    const int slot = t % kStages;
+    if (t < num_tiles) {
+      uint4* kbuf = smem + (slot * 2) * Tile::kVecsPerPlane;
+      uint4* vbuf = kbuf + Tile::kVecsPerPlane;
+#pragma unroll
+      for (int k = 0; k < kRowsPerThread; ++k) {
+        const int r = grp + k * Tile::kGroups;
+        const bool valid = (next_bits >> k) & 1u;
+        const std::byte* krow = a.k.row(next_block[k], next_token[k], kvh) + col * 16;
+        const std::byte* vrow = a.v.row(next_block[k], next_token[k], kvh) + col * 16;
+        cp_async16(&kbuf[r * RT + col], valid ? krow : a.k.base, valid && col * 8 < dk ? 16 : 0);
+        cp_async16(&vbuf[r * RT + col], valid ? vrow : a.v.base, valid && col * 8 < dv ? 16 : 0);
+      }
+      visible_ring = (visible_ring & ~(0xfu << (4 * slot))) | ((next_bits >> 4) << (4 * slot));
+    }
+    cp_async_commit();  // an empty group past the end keeps the wait count uniform
+  };
+
+  // Prologue: tiles 0 .. kStages-2 in flight, ids of tile kStages-1 loaded.
+#pragma unroll
+  for (int t = 0; t < kStages - 1; ++t) {
+    prefetch_rows(t);
+    issue(t);
+  }
+  prefetch_rows(kStages - 1);
+
+  float m[GT], l[GT], o[GT][8];
+#pragma unroll
+  for (int g = 0; g < GT; ++g) {
+    m[g] = -INFINITY;
+    l[g] = 0.0f;
+#pragma unroll
+    for (int e = 0; e < 8; ++e) o[g][e] = 0.0f;
+  }
+
+  for (int t = 0; t < num_tiles; ++t) {
+    issue(t + kStages - 1);
+    prefetch_rows(t + kStages);
+    cp_async_wait<kStages - 1>();
+
+    const int slot = t % kStages;
+    const uint4* kbuf = smem + (slot * 2) * Tile::kVecsPerPlane;
+    const uint4* vbuf = kbuf + Tile::kVecsPerPlane;
+    const uint32_t visible = (visible_ring >> (4 * slot)) & 0xfu;
+
+    float sc[GT][kRowsPerThread];
+#pragma unroll
+    for (int k = 0; k < kRowsPerThread; ++k) {
+      float kf[8];
+      unpack8(kbuf[(grp + k * Tile::kGroups) * RT + col], kf, KV{});
+#pragma unroll
+      for (int g = 0; g < GT; ++g) {
+        float acc = 0.0f;
+#pragma unroll
+        for (int e = 0; e < 8; ++e) acc = fmaf(q[g][e], kf[e], acc);
+        sc[g][k] = acc;
+      }
+    }
+    // Sum each dot product over the RT lanes of the row's group.
+#pragma unroll
+    for (int off = RT / 2; off > 0; off /= 2)
+#pragma unroll
+      for (int g = 0; g < GT; ++g)
+#pragma unroll
+        for (int k = 0; k < kRowsPerThread; ++k) sc[g][k] += __shfl_xor_sync(0xffffffffu, sc[g][k], off);
+
+#pragma unroll
+    for (int g = 0; g < GT; ++g) {
+      float mx = -INFINITY;
+#pragma unroll
+      for (int k = 0; k < kRowsPerThread; ++k) {
+        float x = sc[g][k];
+        if (softcap) x = a.softcap * kLog2e * tanhf(x / a.softcap);
+        x = ((visible >> k) & 1u) ? x : -INFINITY;
+        sc[g][k] = x;
+        mx = fmaxf(mx, x);
+      }
+      const float m_new = fmaxf(m[g], mx);
+      const float m_use = m_new == -INFINITY ? 0.0f : m_new;  // no key yet: keep every exp() at 0
+      const float alpha = fast_exp2(m[g] - m_use);
+      float sum = 0.0f;
+#pragma unroll
+      for (int k = 0; k < kRowsPerThread; ++k) {
+        sc[g][k] = fast_exp2(sc[g][k] - m_use);
+        sum += sc[g][k];
+      }
+      l[g] = l[g] * alpha + sum;
+      m[g] = m_new;
+#pragma unroll
+      for (int e = 0; e < 8; ++e) o[g][e] *= alpha;
+    }
+#pragma unroll
+    for (int k = 0; k < kRowsPerThread; ++k) {
+      float vf[8];
+      unpack8(vbuf[(grp + k * Tile::kGroups) * RT + col], vf, KV{});
+#pragma unroll
+      for (int g = 0; g < GT; ++g)
+#pragma unroll
+        for (int e = 0; e < 8; ++e) o[g][e] = fmaf(sc[g][k], vf[e], o[g][e]);
+    }
+  }
+  cp_async_wait<0>();
+  __syncthreads();  // the ring is reused for the combine below
+
+  // Combine the groups' states: [GT][kGroups][RT * 8] sums, then [GT][kGroups] (m, l).
+  float* red_o = reinterpret_cast<float*>(smem);
+  float* red_ml = red_o + GT * Tile::kGroups * RT * 8;
+#pragma unroll
+  for (int g = 0; g < GT; ++g) {
+    float4* dst = reinterpret_cast<float4*>(red_o + ((g * Tile::kGroups + grp) * RT + col) * 8);
+    dst[0] = make_float4(o[g][0], o[g][1], o[g][2], o[g][3]);
+    dst[1] = make_float4(o[g][4], o[g][5], o[g][6], o[g][7]);
+    if (col == 0) {
+      red_ml[(g * Tile::kGroups + grp) * 2] = m[g];
+      red_ml[(g * Tile::kGroups + grp) * 2 + 1] = l[g];
+    }
+  }
+  __syncthreads();
+
+  const bool split_mode = a.max_splits > 1;
+  for (int item = tid; item < GT * RT; item += kThreads) {
+    const int g = item / RT, c = item % RT;
+    if (g >= heads_here) continue;
+    float mmax = -INFINITY;
+    for (int i = 0; i < Tile::kGroups; ++i) mmax = fmaxf(mmax, red_ml[(g * Tile::kGroups + i) * 2]);
+    const float m_use = mmax == -INFINITY ? 0.0f : mmax;
+    float lsum = 0.0f, acc[8] = {};
+    for (int i = 0; i < Tile::kGroups; ++i) {
+      const float w = fast_exp2(red_ml[(g * Tile::kGroups + i) * 2] - m_use);
+      lsum += w * red_ml[(g * Tile::kGroups + i) * 2 + 1];
+      const float* src = red_o + ((g * Tile::kGroups + i) * RT + c) * 8;
+#pragma unroll
+      for (int e = 0; e < 8; ++e) acc[e] = fmaf(w, src[e], acc[e]);
+    }
+    const float inv = lsum > 0.0f ? 1.0f / lsum : 0.0f;
+    const float lse = lsum > 0.0f ? (mmax + __log2f(lsum)) * kLn2 : -INFINITY;
+    const int qh = first_q_head + g;
+    if (split_mode) {
+      const int64_t part = (b * a.max_splits + split) * num_q_heads + qh;
+      const int64_t rows = static_cast<int64_t>(a.table.num_seqs) * a.max_splits * num_q_heads;
+      float* po = a.partial + rows + part * dv + c * 8;  // partial outputs follow the partial lse
+      if (c * 8 < dv)
+#pragma unroll
+        for (int e = 0; e < 8; ++e)
+          if (c * 8 + e < dv) po[e] = acc[e] * inv;
+      if (c == 0) a.partial[part] = lse;
+    } else {
+      if (c * 8 < dv) {
+        std::byte* orow = a.out.row(b, qh);
+        const int eb = elem_bytes(a.out.dtype);
+#pragma unroll
+        for (int e = 0; e < 8; ++e)
+          if (c * 8 + e < dv) store_elem(orow + (c * 8 + e) * eb, a.out.dtype, acc[e] * inv);
+      }
+      if (c == 0 && a.lse.data != nullptr) *reinterpret_cast<float*>(a.lse.row(b, qh)) = lse;
+    }
+  }
+}
+
+// Merges the splits of each (sequence, query head): one warp per row.
+__global__ void __launch_bounds__(128) merge_splits_kernel(const __grid_constant__ DecodeLaunch a) {
+  const int num_q_heads = a.num_kv_heads * a.group;
+  const int64_t row = (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) / 32;
+  const int lane = threadIdx.x % 32;
+  if (row >= a.table.num_seqs * num_q_heads) return;
+  const int64_t b = row / num_q_heads;
+  const int qh = static_cast<int>(row % num_q_heads);
+  const int64_t dv = a.v.head_dim;
+  const int S = a.max_splits;
+  const float* lse_part = a.partial + b * S * num_q_heads + qh;  // stride num_q_heads per split
+  const float* o_part = a.partial + a.table.num_seqs * S * num_q_heads;
+  float mmax = -INFINITY;
+  for (int i = 0; i < S; ++i) mmax = fmaxf(mmax, lse_part[i * num_q_heads]);
+  const float m_use = mmax == -INFINITY ? 0.0f : mmax;
+  float wsum = 0.0f;
+  for (int i = 0; i < S; ++i) wsum += __expf(lse_part[i * num_q_heads] - m_use);
+  const float inv = wsum > 0.0f ? 1.0f / wsum : 0.0f;
+  std::byte* orow = a.out.row(b, qh);
+  const int eb = elem_bytes(a.out.dtype);
+  for (int64_t d = lane; d < dv; d += 32) {
+    float acc = 0.0f;
+    for (int i = 0; i < S; ++i) {
+      const float w = __expf(lse_part[i * num_q_heads] - m_use);
+      if (w > 0.0f) acc = fmaf(w, o_part[((b * S + i) * num_q_heads + qh) * dv + d], acc);
+    }
+    store_elem(orow + d * eb, a.out.dtype, acc * inv);
+  }
+  if (lane == 0 && a.lse.data != nullptr)
+    *reinterpret_cast<float*>(a.lse.row(b, qh)) = wsum > 0.0f ? mmax + __logf(wsum) : -INFINITY;
+}
+
+}  // namespace kvx::cuda::decode

@@ -1,0 +1,54 @@
+// The attention plan: a decode schedule made on the host once per batch shape
+// (kvx_attention_plan_create) and passed to every run in args.plan. It is a
+// small value (no device memory): the split count and pages per split chosen
+// from the batch's lengths and the device's SM count, plus the shape it was
+// made for, checked at each run. Implemented by backends/cuda/plan.cpp, or by
+// backends/cuda/unavailable.cpp (KVX_ERR_UNSUPPORTED) without CUDA.
+#pragma once
+
+#include <cstdint>
+
+#include "kvx/ops.h"
+
+struct kvx_attention_plan {
+  uint64_t magic;  // kvx::cuda::kPlanMagic while alive
+  int32_t device_id;
+  int32_t max_splits;    // splits per sequence at most (the grid's second dimension)
+  int64_t chunk_pages;   // visible pages per split the schedule aims at (0 when max_splits is 1)
+  int64_t num_seqs, num_q_heads, num_kv_heads, head_dim_k, head_dim_v, block_tokens;
+  uint64_t workspace_bytes;
+};
+
+namespace kvx::cuda {
+
+inline constexpr uint64_t kPlanMagic = 0x6b76785f706c616eull;  // "kvx_plan"
+
+// Knobs of the split heuristic (the defaults are what docs/perf-notes.md measured).
+struct DecodeTuning {
+  int32_t waves = 4;                // aim at this many CTAs per resident CTA slot
+  int64_t min_chunk_tokens = 256;   // a split reads at least this many tokens
+  int32_t split_cap = 128;          // splits per sequence at most
+};
+DecodeTuning& decode_tuning();
+
+// The split schedule for sequences of `virt_pages[b]` visible pages, each
+// served by `units` CTAs per split, on a device with `slots` resident CTAs:
+// equal chunks of about total_work / (waves * slots), never under
+// min_chunk_pages, at most split_cap per sequence. Pure host arithmetic.
+struct SplitSchedule {
+  int32_t max_splits = 1;
+  int64_t chunk_pages = 0;
+};
+SplitSchedule plan_splits(const int64_t* virt_pages, int64_t num_seqs, int64_t units, int64_t slots,
+                          int64_t min_chunk_pages, const DecodeTuning& tuning);
+
+// Visible pages of a decode query over `len` tokens (the sink pages plus the
+// window's pages; all pages when window_left < 0).
+int64_t visible_pages(int64_t len, int64_t block_tokens, int64_t window_left, int64_t sink_tokens);
+
+kvx_status_t attention_plan_create(const kvx_attention_args_t* args, const kvx_exec_t* exec,
+                                   kvx_attention_plan_t** out);
+kvx_status_t attention_plan_workspace_bytes(const kvx_attention_plan_t* plan, uint64_t* out_bytes);
+kvx_status_t attention_plan_destroy(kvx_attention_plan_t* plan);
+
+}  // namespace kvx::cuda
