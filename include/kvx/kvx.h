@@ -7,6 +7,7 @@
 #include "kvx/status.h"
 #include "kvx/layout.h"
 #include "kvx/ops.h"
+#include "kvx/manager.h"
 #include "kvx/transfer.h"
 
 #endif /* KVX_KVX_H */
