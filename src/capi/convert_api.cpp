@@ -6,7 +6,8 @@
 extern "C" {
 
 KVX_API kvx_status_t kvx_convert_blocks(const kvx_convert_args_t* args, const kvx_exec_t* exec) {
-  return kvx::capi_guard("kvx_convert_blocks", [&] { return kvx::ops::convert_blocks(args, exec); });
+  return kvx::capi_guard("kvx_convert_blocks",
+                         [&] { return kvx::ops::convert_blocks(args, exec); });
 }
 
 }  // extern "C"

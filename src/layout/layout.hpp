@@ -159,9 +159,9 @@ struct CsrPageTable {
 };
 struct DensePageTable {
   int64_t num_seqs = 0;
-  int64_t max_blocks = 0;              // also the row stride
-  std::vector<int32_t> block_table;    // [num_seqs * max_blocks], unused entries -1
-  std::vector<int32_t> seq_lens;       // [num_seqs]
+  int64_t max_blocks = 0;            // also the row stride
+  std::vector<int32_t> block_table;  // [num_seqs * max_blocks], unused entries -1
+  std::vector<int32_t> seq_lens;     // [num_seqs]
   kvx_page_table_t view() const;
 };
 

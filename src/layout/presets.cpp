@@ -49,7 +49,8 @@ std::optional<RowMajor> row_major(std::initializer_list<Extent> shape, kvx_dtype
   return r;
 }
 
-void set_plane(kvx_plane_t* p, const RowMajor& r, int64_t head_dim, int64_t head_dim_inner, int64_t offset) {
+void set_plane(kvx_plane_t* p, const RowMajor& r, int64_t head_dim, int64_t head_dim_inner,
+               int64_t offset) {
   p->head_dim = head_dim;
   p->head_dim_inner = head_dim_inner;
   p->offset_bytes = offset;
@@ -85,7 +86,8 @@ kvx_status_t separate(const Geometry& g, kvx_layout_t* l, std::initializer_list<
                       std::initializer_list<Extent> v_shape, int64_t k_inner = 0) {
   const auto k = row_major(k_shape, g.dtype);
   const auto v = row_major(v_shape, g.dtype);
-  if (!k || !v) return fail(KVX_ERR_INVALID_ARGUMENT, "params: the cache's byte size overflows int64");
+  if (!k || !v)
+    return fail(KVX_ERR_INVALID_ARGUMENT, "params: the cache's byte size overflows int64");
   set_plane(&l->plane[0], *k, g.D, k_inner, 0);
   set_plane(&l->plane[1], *v, g.Dv, 0, 0);
   return KVX_OK;
@@ -135,17 +137,20 @@ kvx_base_kind_t base_kind_of(kvx_preset_t preset) {
 
 kvx_status_t check_params(kvx_preset_t preset, const kvx_preset_params_t& p) {
   KVX_TRY(check_abi_header(p.struct_size, p.version, sizeof(kvx_preset_params_t), "params"));
-  if (p.reserved0 != 0) return fail(KVX_ERR_INVALID_ARGUMENT, "params.reserved0: must be zero (is {})", p.reserved0);
+  if (p.reserved0 != 0)
+    return fail(KVX_ERR_INVALID_ARGUMENT, "params.reserved0: must be zero (is {})", p.reserved0);
   for (size_t i = 0; i < std::size(p.reserved); ++i)
     if (p.reserved[i] != 0)
-      return fail(KVX_ERR_INVALID_ARGUMENT, "params.reserved[{}]: must be zero (is {:#x})", i, p.reserved[i]);
+      return fail(KVX_ERR_INVALID_ARGUMENT, "params.reserved[{}]: must be zero (is {:#x})", i,
+                  p.reserved[i]);
   if (raw_enum(preset) < KVX_PRESET_FIRST || raw_enum(preset) > KVX_PRESET_LAST)
     return fail(KVX_ERR_INVALID_ARGUMENT, "preset: unknown value {}", raw_enum(preset));
   if (raw_enum(p.dtype) < KVX_DTYPE_F32 || raw_enum(p.dtype) > KVX_DTYPE_INT4)
     return fail(KVX_ERR_INVALID_ARGUMENT, "params.dtype: unknown value {}", raw_enum(p.dtype));
   if (raw_enum(p.memory) < KVX_MEMORY_HOST || raw_enum(p.memory) > KVX_MEMORY_CUDA_MANAGED)
     return fail(KVX_ERR_INVALID_ARGUMENT, "params.memory: unknown value {}", raw_enum(p.memory));
-  if (p.device_id < 0) return fail(KVX_ERR_INVALID_ARGUMENT, "params.device_id: {} < 0", p.device_id);
+  if (p.device_id < 0)
+    return fail(KVX_ERR_INVALID_ARGUMENT, "params.device_id: {} < 0", p.device_id);
   const std::pair<const char*, int64_t> dims[] = {{"num_layers", p.num_layers},
                                                   {"num_blocks", p.num_blocks},
                                                   {"block_tokens", p.block_tokens},
@@ -154,7 +159,8 @@ kvx_status_t check_params(kvx_preset_t preset, const kvx_preset_params_t& p) {
   for (const auto& [field, value] : dims)
     if (value < 1) return fail(KVX_ERR_INVALID_ARGUMENT, "params.{}: {} < 1", field, value);
   if (p.head_dim_v < 0)
-    return fail(KVX_ERR_INVALID_ARGUMENT, "params.head_dim_v: {} < 0 (0 means head_dim)", p.head_dim_v);
+    return fail(KVX_ERR_INVALID_ARGUMENT, "params.head_dim_v: {} < 0 (0 means head_dim)",
+                p.head_dim_v);
   return KVX_OK;
 }
 
@@ -162,14 +168,17 @@ kvx_status_t check_params(kvx_preset_t preset, const kvx_preset_params_t& p) {
 kvx_status_t check_expressible(kvx_preset_t preset, const Geometry& g) {
   const char* name = preset_name(preset);
   if (g.dtype == KVX_DTYPE_INT4 && (g.D % 2 != 0 || g.Dv % 2 != 0))
-    return fail(KVX_ERR_UNSUPPORTED, "params.head_dim: int4 packs element pairs; head dims {} and {} must be even",
-                g.D, g.Dv);
+    return fail(KVX_ERR_UNSUPPORTED,
+                "params.head_dim: int4 packs element pairs; head dims {} and {} must be even", g.D,
+                g.Dv);
   if (g.D != g.Dv && is_interleaved(preset))
     return fail(KVX_ERR_UNSUPPORTED,
-                "params.head_dim_v: {} differs from head_dim {}, but preset {} keeps K and V in one tensor shape",
+                "params.head_dim_v: {} differs from head_dim {}, but preset {} keeps K and V in "
+                "one tensor shape",
                 g.Dv, g.D, name);
   if (preset == KVX_PRESET_SGLANG && g.T != 1)
-    return fail(KVX_ERR_UNSUPPORTED, "params.block_tokens: {} (preset sglang is a token pool: block_tokens must be 1)",
+    return fail(KVX_ERR_UNSUPPORTED,
+                "params.block_tokens: {} (preset sglang is a token pool: block_tokens must be 1)",
                 g.T);
   if (preset == KVX_PRESET_VLLM_LEGACY) {
     if (g.dtype == KVX_DTYPE_INT4)
@@ -177,7 +186,8 @@ kvx_status_t check_expressible(kvx_preset_t preset, const Geometry& g) {
     const int64_t x = 16 / dtype_bytes(g.dtype);
     if (g.D % x != 0)
       return fail(KVX_ERR_UNSUPPORTED,
-                  "params.head_dim: {} is not a multiple of x = {} (vllm_legacy packs 16-byte groups of the key)",
+                  "params.head_dim: {} is not a multiple of x = {} (vllm_legacy packs 16-byte "
+                  "groups of the key)",
                   g.D, x);
   }
   return KVX_OK;
@@ -187,35 +197,48 @@ kvx_status_t fill(kvx_preset_t preset, const Geometry& g, kvx_layout_t* l) {
   switch (preset) {
     case KVX_PRESET_UNIVERSAL: return universal(g, l);
     case KVX_PRESET_VLLM_FLASH_NHD:
-      return interleaved(g, l, {{kKv, 2}, {kBlock, g.NB}, {kToken, g.T}, {kHead, g.H}, {kDim, g.D}});
+      return interleaved(g, l,
+                         {{kKv, 2}, {kBlock, g.NB}, {kToken, g.T}, {kHead, g.H}, {kDim, g.D}});
     case KVX_PRESET_VLLM_FLASH_HND:
-      return interleaved(g, l, {{kKv, 2}, {kBlock, g.NB}, {kHead, g.H}, {kToken, g.T}, {kDim, g.D}});
+      return interleaved(g, l,
+                         {{kKv, 2}, {kBlock, g.NB}, {kHead, g.H}, {kToken, g.T}, {kDim, g.D}});
     case KVX_PRESET_VLLM_LEGACY: {
       const int64_t x = 16 / dtype_bytes(g.dtype);
-      return separate(g, l, {{kBlock, g.NB}, {kHead, g.H}, {kDimOuter, g.D / x}, {kToken, g.T}, {kDimInner, x}},
-                      {{kBlock, g.NB}, {kHead, g.H}, {kDim, g.Dv}, {kToken, g.T}}, x);
+      return separate(
+          g, l, {{kBlock, g.NB}, {kHead, g.H}, {kDimOuter, g.D / x}, {kToken, g.T}, {kDimInner, x}},
+          {{kBlock, g.NB}, {kHead, g.H}, {kDim, g.Dv}, {kToken, g.T}}, x);
     }
     case KVX_PRESET_VLLM_CROSS_LAYER:
-      return interleaved(g, l, {{kBlock, g.NB}, {kLayer, g.L}, {kKv, 2}, {kToken, g.T}, {kHead, g.H}, {kDim, g.D}});
+      return interleaved(
+          g, l,
+          {{kBlock, g.NB}, {kLayer, g.L}, {kKv, 2}, {kToken, g.T}, {kHead, g.H}, {kDim, g.D}});
     case KVX_PRESET_FLASHINFER_NHD:
-      return interleaved(g, l, {{kBlock, g.NB}, {kKv, 2}, {kToken, g.T}, {kHead, g.H}, {kDim, g.D}});
+      return interleaved(g, l,
+                         {{kBlock, g.NB}, {kKv, 2}, {kToken, g.T}, {kHead, g.H}, {kDim, g.D}});
     case KVX_PRESET_FLASHINFER_HND:
-      return interleaved(g, l, {{kBlock, g.NB}, {kKv, 2}, {kHead, g.H}, {kToken, g.T}, {kDim, g.D}});
+      return interleaved(g, l,
+                         {{kBlock, g.NB}, {kKv, 2}, {kHead, g.H}, {kToken, g.T}, {kDim, g.D}});
     case KVX_PRESET_FLASH_ATTN:
     case KVX_PRESET_TGI:
       return separate(g, l, {{kBlock, g.NB}, {kToken, g.T}, {kHead, g.H}, {kDim, g.D}},
                       {{kBlock, g.NB}, {kToken, g.T}, {kHead, g.H}, {kDim, g.Dv}});
     case KVX_PRESET_TRTLLM_POOL:
-      return interleaved(g, l, {{kBlock, g.NB}, {kLayer, g.L}, {kKv, 2}, {kHead, g.H}, {kToken, g.T}, {kDim, g.D}});
+      return interleaved(
+          g, l,
+          {{kBlock, g.NB}, {kLayer, g.L}, {kKv, 2}, {kHead, g.H}, {kToken, g.T}, {kDim, g.D}});
     case KVX_PRESET_SGLANG:
       // Slot s of the (S, H, D) pool is block s; the token axis has extent 1.
       return separate(g, l, {{kBlock, g.NB}, {kToken, 1}, {kHead, g.H}, {kDim, g.D}},
                       {{kBlock, g.NB}, {kToken, 1}, {kHead, g.H}, {kDim, g.Dv}});
     case KVX_PRESET_DYNAMO_UNIVERSAL:
-      return interleaved(g, l, {{kBlock, g.NB}, {kHead, g.H}, {kLayer, g.L}, {kKv, 2}, {kToken, g.T}, {kDim, g.D}});
+      return interleaved(
+          g, l,
+          {{kBlock, g.NB}, {kHead, g.H}, {kLayer, g.L}, {kKv, 2}, {kToken, g.T}, {kDim, g.D}});
     case KVX_PRESET_LMCACHE:
       // [2, L, T, H*D] per chunk: the hidden dim is heads then head dim.
-      return interleaved(g, l, {{kBlock, g.NB}, {kKv, 2}, {kLayer, g.L}, {kToken, g.T}, {kHead, g.H}, {kDim, g.D}});
+      return interleaved(
+          g, l,
+          {{kBlock, g.NB}, {kKv, 2}, {kLayer, g.L}, {kToken, g.T}, {kHead, g.H}, {kDim, g.D}});
     default: return fail(KVX_ERR_INVALID_ARGUMENT, "preset: unknown value {}", raw_enum(preset));
   }
 }
@@ -261,7 +284,8 @@ kvx_status_t preset_from_name(const char* name, kvx_preset_t* out) {
   return fail(KVX_ERR_NOT_FOUND, "name: no preset is called \"{}\"", name);
 }
 
-kvx_status_t make_preset(kvx_preset_t preset, const kvx_preset_params_t* params, kvx_layout_t* out) {
+kvx_status_t make_preset(kvx_preset_t preset, const kvx_preset_params_t* params,
+                         kvx_layout_t* out) {
   if (params == nullptr) return fail(KVX_ERR_INVALID_ARGUMENT, "params: null");
   if (out == nullptr) return fail(KVX_ERR_INVALID_ARGUMENT, "out: null");
   KVX_TRY(check_params(preset, *params));
@@ -288,7 +312,8 @@ kvx_status_t make_preset(kvx_preset_t preset, const kvx_preset_params_t* params,
   KVX_TRY(fill(preset, g, &l));
   // A preset that fails validation is a bug here, not the caller's.
   if (validate_layout(&l, "preset") != KVX_OK)
-    return fail(KVX_ERR_INTERNAL, "preset {}: built an invalid layout: {}", preset_name(preset), last_error());
+    return fail(KVX_ERR_INTERNAL, "preset {}: built an invalid layout: {}", preset_name(preset),
+                last_error());
   *out = l;
   return KVX_OK;
 }

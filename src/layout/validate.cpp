@@ -70,7 +70,8 @@ class DimList {
   bool same_shape(const DimList& o) const {
     if (size_ != o.size_) return false;
     for (size_t i = 0; i < size_; ++i)
-      if (dims_[i].stride != o.dims_[i].stride || dims_[i].extent != o.dims_[i].extent) return false;
+      if (dims_[i].stride != o.dims_[i].stride || dims_[i].extent != o.dims_[i].extent)
+        return false;
     return true;
   }
 
@@ -105,7 +106,8 @@ int64_t elem_bytes_of(const kvx_layout_t& l) { return dtype_bytes(l.dtype); }
 DimList plane_dims(const kvx_layout_t& l, int kv) {
   const kvx_plane_t& p = l.plane[kv];
   DimList dims;
-  if (l.base_kind == KVX_BASE_STRIDED) dims.add({l.layer_stride_bytes, l.num_layers, -1, "layer_stride_bytes"});
+  if (l.base_kind == KVX_BASE_STRIDED)
+    dims.add({l.layer_stride_bytes, l.num_layers, -1, "layer_stride_bytes"});
   dims.add({p.block_stride_bytes, l.num_blocks, kv, "block_stride_bytes"});
   dims.add({p.token_stride_bytes, l.block_tokens, kv, "token_stride_bytes"});
   dims.add({p.head_stride_bytes, l.num_kv_heads, kv, "head_stride_bytes"});
@@ -114,7 +116,8 @@ DimList plane_dims(const kvx_layout_t& l, int kv) {
   } else if (p.head_dim_inner == 0) {
     dims.add({p.dim_stride_bytes, p.head_dim, kv, "dim_stride_bytes"});
   } else {
-    dims.add({p.dim_outer_stride_bytes, p.head_dim / p.head_dim_inner, kv, "dim_outer_stride_bytes"});
+    dims.add(
+        {p.dim_outer_stride_bytes, p.head_dim / p.head_dim_inner, kv, "dim_outer_stride_bytes"});
     dims.add({p.dim_stride_bytes, p.head_dim_inner, kv, "dim_stride_bytes"});
   }
   return dims;
@@ -122,17 +125,20 @@ DimList plane_dims(const kvx_layout_t& l, int kv) {
 
 kvx_status_t check_nested(DimList dims, int64_t elem_bytes, const char* name) {
   // Stable: of two equal strides the later-listed one (the K/V index) is named.
-  std::stable_sort(dims.begin(), dims.end(), [](const Dim& a, const Dim& b) { return a.stride < b.stride; });
+  std::stable_sort(dims.begin(), dims.end(),
+                   [](const Dim& a, const Dim& b) { return a.stride < b.stride; });
   int64_t span = elem_bytes;
   for (size_t i = 0; i < dims.size(); ++i) {
     const Dim& d = dims[i];
     if (d.stride < span) {
       std::string smaller = "one element";
       for (size_t j = 0; j < i; ++j)
-        smaller += fmt::format("{}{} (x{})", j == 0 ? " plus " : ", ", field_path(name, dims[j]), dims[j].extent);
+        smaller += fmt::format("{}{} (x{})", j == 0 ? " plus " : ", ", field_path(name, dims[j]),
+                               dims[j].extent);
       const bool kv_distance = d.plane == 1 && std::string_view(d.field) == "offset_bytes";
       return fail(KVX_ERR_INVALID_LAYOUT,
-                  "{}: {} {}{} is below the {} bytes spanned by {}; distinct elements would overlap (strides "
+                  "{}: {} {}{} is below the {} bytes spanned by {}; distinct elements would "
+                  "overlap (strides "
                   "must nest)",
                   field_path(name, d), kv_distance ? "the K-to-V distance" : "stride", d.stride,
                   kv_distance ? "" : fmt::format(" (x{})", d.extent), span, smaller);
@@ -154,31 +160,34 @@ kvx_status_t check_enums(const kvx_layout_t& l, const char* name) {
   } enums[] = {{"dtype", raw_enum(l.dtype), KVX_DTYPE_F32, KVX_DTYPE_INT4},
                {"memory", raw_enum(l.memory), KVX_MEMORY_HOST, KVX_MEMORY_CUDA_MANAGED},
                {"base_kind", raw_enum(l.base_kind), KVX_BASE_STRIDED, KVX_BASE_PLANE_PTRS},
-               {"plane[0].scale.granularity", raw_enum(l.plane[0].scale.granularity), KVX_SCALE_NONE,
-                KVX_SCALE_CHANNEL_GROUP},
-               {"plane[1].scale.granularity", raw_enum(l.plane[1].scale.granularity), KVX_SCALE_NONE,
-                KVX_SCALE_CHANNEL_GROUP}};
+               {"plane[0].scale.granularity", raw_enum(l.plane[0].scale.granularity),
+                KVX_SCALE_NONE, KVX_SCALE_CHANNEL_GROUP},
+               {"plane[1].scale.granularity", raw_enum(l.plane[1].scale.granularity),
+                KVX_SCALE_NONE, KVX_SCALE_CHANNEL_GROUP}};
   for (const auto& e : enums)
     if (e.value < e.first || e.value > e.last)
       return fail(KVX_ERR_INVALID_LAYOUT, "{}.{}: unknown value {}", name, e.field, e.value);
-  if (l.device_id < 0) return fail(KVX_ERR_INVALID_LAYOUT, "{}.device_id: {} < 0", name, l.device_id);
+  if (l.device_id < 0)
+    return fail(KVX_ERR_INVALID_LAYOUT, "{}.device_id: {} < 0", name, l.device_id);
   return KVX_OK;
 }
 
 kvx_status_t check_reserved(const kvx_layout_t& l, const char* name) {
   for (size_t i = 0; i < std::size(l.reserved); ++i)
     if (l.reserved[i] != 0)
-      return fail(KVX_ERR_INVALID_LAYOUT, "{}.reserved[{}]: must be zero (is {:#x})", name, i, l.reserved[i]);
+      return fail(KVX_ERR_INVALID_LAYOUT, "{}.reserved[{}]: must be zero (is {:#x})", name, i,
+                  l.reserved[i]);
   for (int kv = 0; kv < 2; ++kv) {
     const kvx_plane_t& p = l.plane[kv];
     for (size_t i = 0; i < std::size(p.reserved); ++i)
       if (p.reserved[i] != 0)
-        return fail(KVX_ERR_INVALID_LAYOUT, "{}.plane[{}].reserved[{}]: must be zero (is {:#x})", name, kv,
-                    i, p.reserved[i]);
+        return fail(KVX_ERR_INVALID_LAYOUT, "{}.plane[{}].reserved[{}]: must be zero (is {:#x})",
+                    name, kv, i, p.reserved[i]);
     for (size_t i = 0; i < std::size(p.scale.reserved); ++i)
       if (p.scale.reserved[i] != 0)
-        return fail(KVX_ERR_INVALID_LAYOUT, "{}.plane[{}].scale.reserved[{}]: must be zero (is {:#x})", name,
-                    kv, i, p.scale.reserved[i]);
+        return fail(KVX_ERR_INVALID_LAYOUT,
+                    "{}.plane[{}].scale.reserved[{}]: must be zero (is {:#x})", name, kv, i,
+                    p.scale.reserved[i]);
   }
   return KVX_OK;
 }
@@ -191,11 +200,12 @@ kvx_status_t check_dims(const kvx_layout_t& l, const char* name) {
   for (const auto& [field, value] : dims)
     if (value < 1) return fail(KVX_ERR_INVALID_LAYOUT, "{}.{}: {} < 1", name, field, value);
   if (l.num_kv != 1 && l.num_kv != 2)
-    return fail(KVX_ERR_INVALID_LAYOUT, "{}.num_kv: {} (must be 2 for K and V, or 1 for a single latent)",
-                name, l.num_kv);
+    return fail(KVX_ERR_INVALID_LAYOUT,
+                "{}.num_kv: {} (must be 2 for K and V, or 1 for a single latent)", name, l.num_kv);
   for (int kv = 0; kv < l.num_kv; ++kv)
     if (l.plane[kv].head_dim < 1)
-      return fail(KVX_ERR_INVALID_LAYOUT, "{}.plane[{}].head_dim: {} < 1", name, kv, l.plane[kv].head_dim);
+      return fail(KVX_ERR_INVALID_LAYOUT, "{}.plane[{}].head_dim: {} < 1", name, kv,
+                  l.plane[kv].head_dim);
   if (l.num_kv == 1) {
     // The plane struct has no padding, so a byte compare is a field compare.
     static const kvx_plane_t kZero{};
@@ -203,24 +213,28 @@ kvx_status_t check_dims(const kvx_layout_t& l, const char* name) {
       return fail(KVX_ERR_INVALID_LAYOUT, "{}.plane[1]: must be all zero when num_kv == 1", name);
   }
   if (l.null_block < -1 || l.null_block >= l.num_blocks)
-    return fail(KVX_ERR_INVALID_LAYOUT, "{}.null_block: {} not in [-1, num_blocks = {})", name, l.null_block,
-                l.num_blocks);
+    return fail(KVX_ERR_INVALID_LAYOUT, "{}.null_block: {} not in [-1, num_blocks = {})", name,
+                l.null_block, l.num_blocks);
   return KVX_OK;
 }
 
 kvx_status_t check_base(const kvx_layout_t& l, const char* name) {
   if (l.base_kind == KVX_BASE_STRIDED) {
     if (l.layer_stride_bytes < 0)
-      return fail(KVX_ERR_INVALID_LAYOUT, "{}.layer_stride_bytes: {} < 0 (strides are non-negative)", name,
+      return fail(KVX_ERR_INVALID_LAYOUT,
+                  "{}.layer_stride_bytes: {} < 0 (strides are non-negative)", name,
                   l.layer_stride_bytes);
     if (l.ptrs != nullptr)
-      return fail(KVX_ERR_INVALID_LAYOUT, "{}.ptrs: must be null for base_kind STRIDED (use base)", name);
+      return fail(KVX_ERR_INVALID_LAYOUT, "{}.ptrs: must be null for base_kind STRIDED (use base)",
+                  name);
   } else {
     if (l.layer_stride_bytes != 0)
-      return fail(KVX_ERR_INVALID_LAYOUT, "{}.layer_stride_bytes: {} (must be 0 unless base_kind is STRIDED)",
-                  name, l.layer_stride_bytes);
+      return fail(KVX_ERR_INVALID_LAYOUT,
+                  "{}.layer_stride_bytes: {} (must be 0 unless base_kind is STRIDED)", name,
+                  l.layer_stride_bytes);
     if (l.base != nullptr)
-      return fail(KVX_ERR_INVALID_LAYOUT, "{}.base: must be null for pointer-table layouts (use ptrs)", name);
+      return fail(KVX_ERR_INVALID_LAYOUT,
+                  "{}.base: must be null for pointer-table layouts (use ptrs)", name);
   }
   return KVX_OK;
 }
@@ -230,27 +244,34 @@ kvx_status_t check_scale(const kvx_layout_t& l, int kv, const char* name) {
   const kvx_scale_t& s = p.scale;
   if (s.granularity == KVX_SCALE_NONE) return KVX_OK;
   if (dtype_is_float16_32(l.dtype))
-    return fail(KVX_ERR_INVALID_LAYOUT, "{}.plane[{}].scale.granularity: {} storage takes no scales (NONE)",
-                name, kv, dtype_name(l.dtype));
+    return fail(KVX_ERR_INVALID_LAYOUT,
+                "{}.plane[{}].scale.granularity: {} storage takes no scales (NONE)", name, kv,
+                dtype_name(l.dtype));
   if (raw_enum(s.dtype) != KVX_DTYPE_F32)
-    return fail(KVX_ERR_INVALID_LAYOUT, "{}.plane[{}].scale.dtype: {} (only f32 scales are defined)", name,
-                kv, raw_enum(s.dtype));
-  if (s.granularity == KVX_SCALE_CHANNEL_GROUP && (s.group_size < 1 || p.head_dim % s.group_size != 0))
-    return fail(KVX_ERR_INVALID_LAYOUT, "{}.plane[{}].scale.group_size: {} does not divide head_dim {}", name,
-                kv, s.group_size, p.head_dim);
+    return fail(KVX_ERR_INVALID_LAYOUT,
+                "{}.plane[{}].scale.dtype: {} (only f32 scales are defined)", name, kv,
+                raw_enum(s.dtype));
+  if (s.granularity == KVX_SCALE_CHANNEL_GROUP &&
+      (s.group_size < 1 || p.head_dim % s.group_size != 0))
+    return fail(KVX_ERR_INVALID_LAYOUT,
+                "{}.plane[{}].scale.group_size: {} does not divide head_dim {}", name, kv,
+                s.group_size, p.head_dim);
   const std::pair<const char*, int64_t> strides[] = {{"layer_stride_bytes", s.layer_stride_bytes},
                                                      {"block_stride_bytes", s.block_stride_bytes},
                                                      {"token_stride_bytes", s.token_stride_bytes},
                                                      {"head_stride_bytes", s.head_stride_bytes},
                                                      {"group_stride_bytes", s.group_stride_bytes}};
   for (const auto& [field, value] : strides) {
-    if (value < 0) return fail(KVX_ERR_INVALID_LAYOUT, "{}.plane[{}].scale.{}: {} < 0", name, kv, field, value);
+    if (value < 0)
+      return fail(KVX_ERR_INVALID_LAYOUT, "{}.plane[{}].scale.{}: {} < 0", name, kv, field, value);
     if (value % 4 != 0)
-      return fail(KVX_ERR_MISALIGNED, "{}.plane[{}].scale.{}: {} is not a multiple of 4 (f32 scales)", name,
-                  kv, field, value);
+      return fail(KVX_ERR_MISALIGNED,
+                  "{}.plane[{}].scale.{}: {} is not a multiple of 4 (f32 scales)", name, kv, field,
+                  value);
   }
   if (reinterpret_cast<uintptr_t>(s.data) % 4 != 0)
-    return fail(KVX_ERR_MISALIGNED, "{}.plane[{}].scale.data: {} is not aligned to 4 bytes", name, kv, s.data);
+    return fail(KVX_ERR_MISALIGNED, "{}.plane[{}].scale.data: {} is not aligned to 4 bytes", name,
+                kv, s.data);
   return KVX_OK;
 }
 
@@ -268,26 +289,30 @@ kvx_status_t check_plane_fields(const kvx_layout_t& l, int kv, const char* name)
   const kvx_plane_t& p = l.plane[kv];
   for (const auto& [field, value] : byte_fields(p))
     if (value < 0)
-      return fail(KVX_ERR_INVALID_LAYOUT, "{}.plane[{}].{}: {} < 0 (strides and offsets are non-negative)",
-                  name, kv, field, value);
+      return fail(KVX_ERR_INVALID_LAYOUT,
+                  "{}.plane[{}].{}: {} < 0 (strides and offsets are non-negative)", name, kv, field,
+                  value);
   if (p.head_dim_inner < 0 || (p.head_dim_inner > 0 && p.head_dim % p.head_dim_inner != 0))
-    return fail(KVX_ERR_INVALID_LAYOUT, "{}.plane[{}].head_dim_inner: {} does not divide head_dim {}", name, kv,
+    return fail(KVX_ERR_INVALID_LAYOUT,
+                "{}.plane[{}].head_dim_inner: {} does not divide head_dim {}", name, kv,
                 p.head_dim_inner, p.head_dim);
   if (p.head_dim_inner == 0 && p.dim_outer_stride_bytes != 0)
     return fail(KVX_ERR_INVALID_LAYOUT,
-                "{}.plane[{}].dim_outer_stride_bytes: {} (must be 0 when head_dim_inner is 0)", name, kv,
-                p.dim_outer_stride_bytes);
+                "{}.plane[{}].dim_outer_stride_bytes: {} (must be 0 when head_dim_inner is 0)",
+                name, kv, p.dim_outer_stride_bytes);
   if (l.dtype == KVX_DTYPE_INT4) {
     // INT4 rows are packed pairs: element d lives in byte d / 2 of the row.
     if (p.dim_stride_bytes != 0)
-      return fail(KVX_ERR_INVALID_LAYOUT, "{}.plane[{}].dim_stride_bytes: {} (must be 0 for packed int4)", name,
-                  kv, p.dim_stride_bytes);
+      return fail(KVX_ERR_INVALID_LAYOUT,
+                  "{}.plane[{}].dim_stride_bytes: {} (must be 0 for packed int4)", name, kv,
+                  p.dim_stride_bytes);
     if (p.head_dim % 2 != 0)
-      return fail(KVX_ERR_INVALID_LAYOUT, "{}.plane[{}].head_dim: {} is odd (int4 packs pairs)", name, kv,
-                  p.head_dim);
+      return fail(KVX_ERR_INVALID_LAYOUT, "{}.plane[{}].head_dim: {} is odd (int4 packs pairs)",
+                  name, kv, p.head_dim);
     if (p.head_dim_inner != 0)
-      return fail(KVX_ERR_INVALID_LAYOUT, "{}.plane[{}].head_dim_inner: {} (int4 rows cannot be split)", name,
-                  kv, p.head_dim_inner);
+      return fail(KVX_ERR_INVALID_LAYOUT,
+                  "{}.plane[{}].head_dim_inner: {} (int4 rows cannot be split)", name, kv,
+                  p.head_dim_inner);
   }
   return check_scale(l, kv, name);
 }
@@ -295,13 +320,15 @@ kvx_status_t check_plane_fields(const kvx_layout_t& l, int kv, const char* name)
 kvx_status_t check_alignment(const kvx_layout_t& l, const char* name) {
   const int64_t e = elem_bytes_of(l);
   if (l.layer_stride_bytes % e != 0)
-    return fail(KVX_ERR_MISALIGNED, "{}.layer_stride_bytes: {} is not a multiple of the element size {} ({})",
-                name, l.layer_stride_bytes, e, dtype_name(l.dtype));
+    return fail(KVX_ERR_MISALIGNED,
+                "{}.layer_stride_bytes: {} is not a multiple of the element size {} ({})", name,
+                l.layer_stride_bytes, e, dtype_name(l.dtype));
   for (int kv = 0; kv < l.num_kv; ++kv) {
     for (const auto& [field, value] : byte_fields(l.plane[kv]))
       if (value % e != 0)
-        return fail(KVX_ERR_MISALIGNED, "{}.plane[{}].{}: {} is not a multiple of the element size {} ({})",
-                    name, kv, field, value, e, dtype_name(l.dtype));
+        return fail(KVX_ERR_MISALIGNED,
+                    "{}.plane[{}].{}: {} is not a multiple of the element size {} ({})", name, kv,
+                    field, value, e, dtype_name(l.dtype));
   }
   return KVX_OK;
 }
@@ -310,14 +337,15 @@ kvx_status_t check_pointers(const kvx_layout_t& l, const char* name) {
   const auto e = static_cast<uintptr_t>(elem_bytes_of(l));
   if (l.base_kind == KVX_BASE_STRIDED) {
     if (reinterpret_cast<uintptr_t>(l.base) % e != 0)
-      return fail(KVX_ERR_MISALIGNED, "{}.base: {} is not aligned to the element size {}", name, l.base, e);
+      return fail(KVX_ERR_MISALIGNED, "{}.base: {} is not aligned to the element size {}", name,
+                  l.base, e);
     return KVX_OK;
   }
   if (l.ptrs == nullptr) return KVX_OK;
   for (int64_t i = 0; i < num_bases(l); ++i)
     if (reinterpret_cast<uintptr_t>(l.ptrs[i]) % e != 0)
-      return fail(KVX_ERR_MISALIGNED, "{}.ptrs[{}]: {} is not aligned to the element size {}", name, i,
-                  l.ptrs[i], e);
+      return fail(KVX_ERR_MISALIGNED, "{}.ptrs[{}]: {} is not aligned to the element size {}", name,
+                  i, l.ptrs[i], e);
   return KVX_OK;
 }
 
@@ -364,9 +392,11 @@ kvx_status_t check_planes_apart(const kvx_layout_t& l, const char* name) {
   const int64_t v_end = vo + *span_of(v.tail(peeled), e);
   if (k_end <= vo || v_end <= ko) return KVX_OK;
   return fail(KVX_ERR_INVALID_LAYOUT,
-              "{}.plane[1].offset_bytes: plane[1] bytes [{}, {}) overlap plane[0] bytes [{}, {}){} behind the "
+              "{}.plane[1].offset_bytes: plane[1] bytes [{}, {}) overlap plane[0] bytes [{}, {}){} "
+              "behind the "
               "same base pointer (planes with different strides must occupy disjoint ranges)",
-              name, vo, v_end, ko, k_end, peeled > 0 ? " within the outer dims both planes share" : "");
+              name, vo, v_end, ko, k_end,
+              peeled > 0 ? " within the outer dims both planes share" : "");
 }
 
 }  // namespace
@@ -390,7 +420,8 @@ int64_t base_span_bytes(const kvx_layout_t& layout, int64_t base) {
   int64_t span = 0;
   for (int kv = 0; kv < layout.num_kv; ++kv) {
     if (layout.base_kind == KVX_BASE_PLANE_PTRS && base % layout.num_kv != kv) continue;
-    span = std::max(span, layout.plane[kv].offset_bytes + *span_of(plane_dims(layout, kv), elem_bytes_of(layout)));
+    span = std::max(span, layout.plane[kv].offset_bytes +
+                              *span_of(plane_dims(layout, kv), elem_bytes_of(layout)));
   }
   return span;
 }

@@ -18,7 +18,8 @@ namespace {
 // The logical dims and dtype that must agree for a bit-for-bit copy.
 kvx_status_t check_same_dims(const kvx_layout_t& s, const kvx_layout_t& d) {
   if (d.dtype != s.dtype)
-    return fail(KVX_ERR_INVALID_ARGUMENT, "args.dst.dtype: {} differs from args.src.dtype {} (convert copies bits)",
+    return fail(KVX_ERR_INVALID_ARGUMENT,
+                "args.dst.dtype: {} differs from args.src.dtype {} (convert copies bits)",
                 dtype_name(d.dtype), dtype_name(s.dtype));
   const struct {
     const char* field;
@@ -29,31 +30,35 @@ kvx_status_t check_same_dims(const kvx_layout_t& s, const kvx_layout_t& d) {
               {"num_kv_heads", s.num_kv_heads, d.num_kv_heads}};
   for (const auto& dim : dims)
     if (dim.src != dim.dst)
-      return fail(KVX_ERR_INVALID_ARGUMENT, "args.dst.{}: {} differs from args.src.{} {}", dim.field, dim.dst,
-                  dim.field, dim.src);
+      return fail(KVX_ERR_INVALID_ARGUMENT, "args.dst.{}: {} differs from args.src.{} {}",
+                  dim.field, dim.dst, dim.field, dim.src);
   for (int kv = 0; kv < s.num_kv; ++kv)
     if (s.plane[kv].head_dim != d.plane[kv].head_dim)
-      return fail(KVX_ERR_INVALID_ARGUMENT, "args.dst.plane[{}].head_dim: {} differs from args.src.plane[{}].head_dim {}",
-                  kv, d.plane[kv].head_dim, kv, s.plane[kv].head_dim);
+      return fail(KVX_ERR_INVALID_ARGUMENT,
+                  "args.dst.plane[{}].head_dim: {} differs from args.src.plane[{}].head_dim {}", kv,
+                  d.plane[kv].head_dim, kv, s.plane[kv].head_dim);
   return KVX_OK;
 }
 
 // The memory both layouts live in, as one kind for resolve_exec: pageable
 // and pinned host memory mix (the CPU reads both); anything else must match.
 kvx_status_t common_memory(const kvx_layout_t& s, const kvx_layout_t& d, kvx_memory_t* out) {
-  auto on_host = [](kvx_memory_t m) { return m == KVX_MEMORY_HOST || m == KVX_MEMORY_CUDA_HOST_PINNED; };
+  auto on_host = [](kvx_memory_t m) {
+    return m == KVX_MEMORY_HOST || m == KVX_MEMORY_CUDA_HOST_PINNED;
+  };
   if (on_host(s.memory) && on_host(d.memory)) {
     *out = s.memory == d.memory ? s.memory : KVX_MEMORY_HOST;
     return KVX_OK;
   }
   if (s.memory != d.memory)
     return fail(KVX_ERR_UNSUPPORTED,
-                "args.dst.memory: {} differs from args.src.memory {}; convert does not move data between memory "
+                "args.dst.memory: {} differs from args.src.memory {}; convert does not move data "
+                "between memory "
                 "kinds (copy the blocks across first)",
                 static_cast<int>(d.memory), static_cast<int>(s.memory));
   if (s.device_id != d.device_id)
-    return fail(KVX_ERR_UNSUPPORTED, "args.dst.device_id: {} differs from args.src.device_id {}", d.device_id,
-                s.device_id);
+    return fail(KVX_ERR_UNSUPPORTED, "args.dst.device_id: {} differs from args.src.device_id {}",
+                d.device_id, s.device_id);
   *out = s.memory;
   return KVX_OK;
 }
@@ -77,7 +82,8 @@ struct Range {
 
 void add_ranges(const kvx_layout_t& l, bool is_dst, std::vector<Range>* out) {
   for (int64_t i = 0; i < num_bases(l); ++i) {
-    const auto p = reinterpret_cast<uintptr_t>(l.base_kind == KVX_BASE_STRIDED ? l.base : l.ptrs[i]);
+    const auto p =
+        reinterpret_cast<uintptr_t>(l.base_kind == KVX_BASE_STRIDED ? l.base : l.ptrs[i]);
     out->push_back({p, p + static_cast<uintptr_t>(base_span_bytes(l, i)), is_dst});
   }
 }
@@ -88,27 +94,31 @@ kvx_status_t check_no_shared_memory(const kvx_layout_t& s, const kvx_layout_t& d
   std::vector<Range> ranges;
   add_ranges(s, false, &ranges);
   add_ranges(d, true, &ranges);
-  std::sort(ranges.begin(), ranges.end(), [](const Range& a, const Range& b) { return a.begin < b.begin; });
+  std::sort(ranges.begin(), ranges.end(),
+            [](const Range& a, const Range& b) { return a.begin < b.begin; });
   uintptr_t src_end = 0, dst_end = 0;
   for (const Range& r : ranges) {
     uintptr_t& own_end = r.is_dst ? dst_end : src_end;
     const uintptr_t other_end = r.is_dst ? src_end : dst_end;
     if (r.begin < other_end)
       return fail(KVX_ERR_INVALID_ARGUMENT,
-                  "args.dst: its memory overlaps args.src (in-place conversion is not supported: the two layouts' "
+                  "args.dst: its memory overlaps args.src (in-place conversion is not supported: "
+                  "the two layouts' "
                   "base pointers must address disjoint buffers)");
     own_end = std::max(own_end, r.end);
   }
   return KVX_OK;
 }
 
-kvx_status_t check_block_list(const int32_t* blocks, int64_t n, const kvx_layout_t& l, const char* name) {
+kvx_status_t check_block_list(const int32_t* blocks, int64_t n, const kvx_layout_t& l,
+                              const char* name) {
   for (int64_t i = 0; i < n; ++i) {
     if (blocks[i] < 0 || blocks[i] >= l.num_blocks)
-      return fail(KVX_ERR_INVALID_ARGUMENT, "{}[{}]: block {} not in [0, num_blocks = {})", name, i, blocks[i],
-                  l.num_blocks);
+      return fail(KVX_ERR_INVALID_ARGUMENT, "{}[{}]: block {} not in [0, num_blocks = {})", name, i,
+                  blocks[i], l.num_blocks);
     if (blocks[i] == l.null_block)
-      return fail(KVX_ERR_INVALID_ARGUMENT, "{}[{}]: block {} is the layout's null block", name, i, blocks[i]);
+      return fail(KVX_ERR_INVALID_ARGUMENT, "{}[{}]: block {} is the layout's null block", name, i,
+                  blocks[i]);
   }
   return KVX_OK;
 }
@@ -120,7 +130,8 @@ kvx_status_t check_distinct(const int32_t* blocks, int64_t n) {
   std::sort(sorted.begin(), sorted.end());
   for (size_t i = 1; i < sorted.size(); ++i)
     if (sorted[i].first == sorted[i - 1].first)
-      return fail(KVX_ERR_INVALID_ARGUMENT, "args.dst_blocks[{}]: block {} also appears at args.dst_blocks[{}]",
+      return fail(KVX_ERR_INVALID_ARGUMENT,
+                  "args.dst_blocks[{}]: block {} also appears at args.dst_blocks[{}]",
                   sorted[i].second, sorted[i].first, sorted[i - 1].second);
   return KVX_OK;
 }
@@ -156,7 +167,8 @@ kvx_status_t convert_blocks(const kvx_convert_args_t* args, const kvx_exec_t* ex
   ExecConfig cfg;
   KVX_TRY(validate(args, exec, &cfg));
   if (args->num_blocks == 0) return KVX_OK;
-  return cfg.backend == KVX_BACKEND_CUDA ? cuda::convert_blocks(*args, cfg) : cpu::convert_blocks(*args, cfg);
+  return cfg.backend == KVX_BACKEND_CUDA ? cuda::convert_blocks(*args, cfg)
+                                         : cpu::convert_blocks(*args, cfg);
 }
 
 }  // namespace kvx::ops

@@ -12,18 +12,20 @@
 namespace kvx::testing {
 namespace {
 
-
 // Random geometry in the ranges engines use; block_tokens 1 for SGLang.
 rc::Gen<Geometry> gen_geometry(kvx_preset_t preset) {
   return rc::gen::exec([preset] {
     Geometry g;
-    g.dtype = *rc::gen::element(KVX_DTYPE_F32, KVX_DTYPE_F16, KVX_DTYPE_BF16, KVX_DTYPE_FP8_E4M3, KVX_DTYPE_INT8);
+    g.dtype = *rc::gen::element(KVX_DTYPE_F32, KVX_DTYPE_F16, KVX_DTYPE_BF16, KVX_DTYPE_FP8_E4M3,
+                                KVX_DTYPE_INT8);
     g.L = *rc::gen::inRange<int64_t>(1, 5);
     g.NB = *rc::gen::inRange<int64_t>(1, 17);
     g.T = preset == KVX_PRESET_SGLANG ? 1 : *rc::gen::element<int64_t>(1, 2, 16, 64);
     g.H = *rc::gen::inRange<int64_t>(1, 9);
     g.D = 8 * *rc::gen::inRange<int64_t>(1, 33);
-    g.Dv = allows_head_dim_v(preset) && *rc::gen::arbitrary<bool>() ? 8 * *rc::gen::inRange<int64_t>(1, 33) : g.D;
+    g.Dv = allows_head_dim_v(preset) && *rc::gen::arbitrary<bool>()
+               ? 8 * *rc::gen::inRange<int64_t>(1, 33)
+               : g.D;
     return g;
   });
 }
@@ -31,35 +33,36 @@ rc::Gen<Geometry> gen_geometry(kvx_preset_t preset) {
 TEST(LayoutOffsets, AgreeWithEngineFormulaOnRandomCoordinates) {
   for (const kvx_preset_t preset : all_presets()) {
     SCOPED_TRACE(kvx_preset_name(preset));
-    check_property(std::string("offsets/") + kvx_preset_name(preset), 0x6b7678a1 + preset, 60, [preset] {
-      const Geometry g = *gen_geometry(preset);
-      const kvx_preset_params_t params = params_of(g);
-      kvx_layout_t layout = kvx_layout_init();
-      const kvx_status_t s = kvx_layout_preset(preset, &params, &layout);
-      const std::string reason = unsupported_reason(preset, g);
-      if (!reason.empty()) {
-        RC_ASSERT(s == KVX_ERR_UNSUPPORTED);
-        RC_ASSERT(std::string(kvx_last_error()).find("params.") != std::string::npos);
-        return;
-      }
-      RC_ASSERT(s == KVX_OK);
-      RC_ASSERT(kvx_layout_validate(&layout) == KVX_OK);
-      uint64_t span = 0;
-      RC_ASSERT(kvx_layout_span_bytes(&layout, &span) == KVX_OK);
-      RC_ASSERT(static_cast<int64_t>(span) == naive_span(preset, g));
-      for (int i = 0; i < 64; ++i) {
-        kvx_coord_t c{};
-        c.layer = *rc::gen::inRange<int64_t>(0, g.L);
-        c.kv = *rc::gen::inRange<int64_t>(0, 2);
-        c.block = *rc::gen::inRange<int64_t>(0, g.NB);
-        c.token = *rc::gen::inRange<int64_t>(0, g.T);
-        c.head = *rc::gen::inRange<int64_t>(0, g.H);
-        c.dim = *rc::gen::inRange<int64_t>(0, g.head_dim(c.kv));
-        Where got{};
-        RC_ASSERT(kvx_layout_offset(&layout, &c, &got.base, &got.offset) == KVX_OK);
-        RC_ASSERT(got == naive_offset(preset, g, c));
-      }
-    });
+    check_property(
+        std::string("offsets/") + kvx_preset_name(preset), 0x6b7678a1 + preset, 60, [preset] {
+          const Geometry g = *gen_geometry(preset);
+          const kvx_preset_params_t params = params_of(g);
+          kvx_layout_t layout = kvx_layout_init();
+          const kvx_status_t s = kvx_layout_preset(preset, &params, &layout);
+          const std::string reason = unsupported_reason(preset, g);
+          if (!reason.empty()) {
+            RC_ASSERT(s == KVX_ERR_UNSUPPORTED);
+            RC_ASSERT(std::string(kvx_last_error()).find("params.") != std::string::npos);
+            return;
+          }
+          RC_ASSERT(s == KVX_OK);
+          RC_ASSERT(kvx_layout_validate(&layout) == KVX_OK);
+          uint64_t span = 0;
+          RC_ASSERT(kvx_layout_span_bytes(&layout, &span) == KVX_OK);
+          RC_ASSERT(static_cast<int64_t>(span) == naive_span(preset, g));
+          for (int i = 0; i < 64; ++i) {
+            kvx_coord_t c{};
+            c.layer = *rc::gen::inRange<int64_t>(0, g.L);
+            c.kv = *rc::gen::inRange<int64_t>(0, 2);
+            c.block = *rc::gen::inRange<int64_t>(0, g.NB);
+            c.token = *rc::gen::inRange<int64_t>(0, g.T);
+            c.head = *rc::gen::inRange<int64_t>(0, g.H);
+            c.dim = *rc::gen::inRange<int64_t>(0, g.head_dim(c.kv));
+            Where got{};
+            RC_ASSERT(kvx_layout_offset(&layout, &c, &got.base, &got.offset) == KVX_OK);
+            RC_ASSERT(got == naive_offset(preset, g, c));
+          }
+        });
   }
 }
 

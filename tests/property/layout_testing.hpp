@@ -26,8 +26,8 @@ struct Geometry {
   int64_t head_dim(int64_t kv) const { return kv == 0 ? D : Dv; }
   std::string str() const {
     std::ostringstream s;
-    s << kvx_dtype_name(dtype) << " L=" << L << " NB=" << NB << " T=" << T << " H=" << H << " D=" << D
-      << " Dv=" << Dv;
+    s << kvx_dtype_name(dtype) << " L=" << L << " NB=" << NB << " T=" << T << " H=" << H
+      << " D=" << D << " Dv=" << Dv;
     return s.str();
   }
 };
@@ -38,7 +38,8 @@ inline void showValue(const Geometry& g, std::ostream& os) { os << g.str(); }
 inline const std::vector<kvx_preset_t>& all_presets() {
   static const std::vector<kvx_preset_t> presets = [] {
     std::vector<kvx_preset_t> p;
-    for (int i = KVX_PRESET_FIRST; i <= KVX_PRESET_LAST; ++i) p.push_back(static_cast<kvx_preset_t>(i));
+    for (int i = KVX_PRESET_FIRST; i <= KVX_PRESET_LAST; ++i)
+      p.push_back(static_cast<kvx_preset_t>(i));
     return p;
   }();
   return presets;
@@ -50,14 +51,18 @@ inline bool allows_head_dim_v(kvx_preset_t p) {
          p == KVX_PRESET_TGI || p == KVX_PRESET_SGLANG;
 }
 
-inline int64_t elem_bytes(kvx_dtype_t t) { return kvx_dtype_bits(t) <= 8 ? 1 : kvx_dtype_bits(t) / 8; }
+inline int64_t elem_bytes(kvx_dtype_t t) {
+  return kvx_dtype_bits(t) <= 8 ? 1 : kvx_dtype_bits(t) / 8;
+}
 
 // Why the engine cannot hold this geometry, or "" when it can.
 inline std::string unsupported_reason(kvx_preset_t p, const Geometry& g) {
   if (g.D != g.Dv && !allows_head_dim_v(p)) return "K and V share one tensor shape";
   if (p == KVX_PRESET_SGLANG && g.T != 1) return "sglang is a token pool";
-  if (p == KVX_PRESET_VLLM_LEGACY && g.dtype == KVX_DTYPE_INT4) return "vllm_legacy has no int4 form";
-  if (p == KVX_PRESET_VLLM_LEGACY && g.D % (16 / elem_bytes(g.dtype)) != 0) return "head_dim not a multiple of x";
+  if (p == KVX_PRESET_VLLM_LEGACY && g.dtype == KVX_DTYPE_INT4)
+    return "vllm_legacy has no int4 form";
+  if (p == KVX_PRESET_VLLM_LEGACY && g.D % (16 / elem_bytes(g.dtype)) != 0)
+    return "head_dim not a multiple of x";
   return "";
 }
 
@@ -89,7 +94,8 @@ inline Where naive_offset(kvx_preset_t p, const Geometry& g, const kvx_coord_t& 
   int64_t base = 0, idx = 0;
   switch (p) {
     case KVX_PRESET_UNIVERSAL:  // per (block, layer): K [T][H][D] then V [T][H][Dv]
-      idx = (b * L + l) * T * H * (D + Dv) + (kv == 0 ? (t * H + h) * D + d : T * H * D + (t * H + h) * Dv + d);
+      idx = (b * L + l) * T * H * (D + Dv) +
+            (kv == 0 ? (t * H + h) * D + d : T * H * D + (t * H + h) * Dv + d);
       break;
     case KVX_PRESET_VLLM_FLASH_NHD:  // per layer (2, NB, T, H, D)
       base = l, idx = (((kv * NB + b) * T + t) * H + h) * D + d;
@@ -100,7 +106,8 @@ inline Where naive_offset(kvx_preset_t p, const Geometry& g, const kvx_coord_t& 
     case KVX_PRESET_VLLM_LEGACY: {  // K (NB, H, D/x, T, x), V (NB, H, Dv, T)
       const int64_t x = 16 / elem_bytes(g.dtype);
       base = l * 2 + kv;
-      idx = kv == 0 ? ((((b * H + h) * (D / x) + d / x) * T + t) * x + d % x) : (((b * H + h) * Dv + d) * T + t);
+      idx = kv == 0 ? ((((b * H + h) * (D / x) + d / x) * T + t) * x + d % x)
+                    : (((b * H + h) * Dv + d) * T + t);
       break;
     }
     case KVX_PRESET_VLLM_CROSS_LAYER:  // (NB, L, 2, T, H, D)
@@ -224,8 +231,8 @@ class Cache {
       case 8: return static_cast<uint32_t>(*p);
       case 16: return static_cast<uint32_t>(p[0]) | static_cast<uint32_t>(p[1]) << 8;
       default:
-        return static_cast<uint32_t>(p[0]) | static_cast<uint32_t>(p[1]) << 8 | static_cast<uint32_t>(p[2]) << 16 |
-               static_cast<uint32_t>(p[3]) << 24;
+        return static_cast<uint32_t>(p[0]) | static_cast<uint32_t>(p[1]) << 8 |
+               static_cast<uint32_t>(p[2]) << 16 | static_cast<uint32_t>(p[3]) << 24;
     }
   }
 

@@ -11,8 +11,8 @@
 namespace {
 
 kvx_layout_t valid_layout() {
-  const kvx_preset_params_t p =
-      kvx::testing::params_of({.dtype = KVX_DTYPE_F16, .L = 2, .NB = 4, .T = 16, .H = 2, .D = 64, .Dv = 32});
+  const kvx_preset_params_t p = kvx::testing::params_of(
+      {.dtype = KVX_DTYPE_F16, .L = 2, .NB = 4, .T = 16, .H = 2, .D = 64, .Dv = 32});
   kvx_layout_t l = kvx_layout_init();
   EXPECT_EQ(kvx_layout_preset(KVX_PRESET_VLLM_LEGACY, &p, &l), KVX_OK) << kvx_last_error();
   return l;
@@ -21,7 +21,8 @@ kvx_layout_t valid_layout() {
 void expect_named(kvx_status_t got, const std::string& argument) {
   EXPECT_EQ(got, KVX_ERR_INVALID_ARGUMENT) << kvx_last_error();
   const std::string message = kvx_last_error();
-  EXPECT_EQ(message.rfind(argument + ":", 0), 0u) << "message does not start with \"" << argument << ":\": " << message;
+  EXPECT_EQ(message.rfind(argument + ":", 0), 0u)
+      << "message does not start with \"" << argument << ":\": " << message;
 }
 
 TEST(CapiLayout, NullPointers) {
@@ -60,9 +61,10 @@ TEST(CapiLayout, OffsetRefusesCoordinatesOutOfRange) {
     const char* field;
     kvx_coord_t coord;
   } cases[] = {
-      {"coord.layer", {.layer = 2}}, {"coord.layer", {.layer = -1}}, {"coord.kv", {.kv = 2}},
-      {"coord.block", {.block = 4}}, {"coord.token", {.token = 16}}, {"coord.head", {.head = -1}},
-      {"coord.dim", {.dim = 64}},    {"coord.dim", {.kv = 1, .dim = 32}},  // V is narrower than K
+      {"coord.layer", {.layer = 2}},  {"coord.layer", {.layer = -1}},
+      {"coord.kv", {.kv = 2}},        {"coord.block", {.block = 4}},
+      {"coord.token", {.token = 16}}, {"coord.head", {.head = -1}},
+      {"coord.dim", {.dim = 64}},     {"coord.dim", {.kv = 1, .dim = 32}},  // V is narrower than K
   };
   for (const auto& c : cases) {
     SCOPED_TRACE(c.field);

@@ -32,8 +32,8 @@ class ConvertErrors : public ::testing::Test {
 
   // Runs with `args_` (after `mutate`) and checks status, field and that the
   // destination still holds the poison.
-  void expect_refused(const char* what, const std::function<void(ConvertErrors&)>& mutate, kvx_status_t want,
-                      const std::string& field, const std::string& also = "") {
+  void expect_refused(const char* what, const std::function<void(ConvertErrors&)>& mutate,
+                      kvx_status_t want, const std::string& field, const std::string& also = "") {
     SCOPED_TRACE(what);
     kvx_convert_args_t saved_args = args_;
     const kvx_layout_t saved_src = src_.layout(), saved_dst = dst_.layout();
@@ -42,7 +42,8 @@ class ConvertErrors : public ::testing::Test {
     mutate(*this);
     EXPECT_EQ(kvx_convert_blocks(&args_, &exec_), want) << kvx_last_error();
     const std::string message = kvx_last_error();
-    EXPECT_EQ(message.rfind(field + ":", 0), 0u) << "message does not start with \"" << field << ":\": " << message;
+    EXPECT_EQ(message.rfind(field + ":", 0), 0u)
+        << "message does not start with \"" << field << ":\": " << message;
     if (!also.empty()) {
       EXPECT_NE(message.find(also), std::string::npos) << message;
     }
@@ -66,57 +67,85 @@ class ConvertErrors : public ::testing::Test {
 
 TEST_F(ConvertErrors, RefusesEachBadArgument) {
   using E = ConvertErrors;
-  expect_refused("struct_size", [](E& t) { t.args_.struct_size = 16; }, KVX_ERR_VERSION_MISMATCH, "args.struct_size");
-  expect_refused("major version", [](E& t) { t.args_.version = KVX_MAKE_VERSION(2, 0, 0); }, KVX_ERR_VERSION_MISMATCH,
-                 "args.version");
-  expect_refused("reserved", [](E& t) { t.args_.reserved[3] = 1; }, KVX_ERR_INVALID_ARGUMENT, "args.reserved[3]");
-  expect_refused("src null", [](E& t) { t.args_.src = nullptr; }, KVX_ERR_INVALID_ARGUMENT, "args.src");
-  expect_refused("dst null", [](E& t) { t.args_.dst = nullptr; }, KVX_ERR_INVALID_ARGUMENT, "args.dst");
-  expect_refused("dst reserved", [](E& t) { t.dst_.layout().reserved[7] = 1; }, KVX_ERR_INVALID_LAYOUT,
-                 "args.dst.reserved[7]");
-  expect_refused("src overlapping strides", [](E& t) { t.src_.layout().plane[0].token_stride_bytes = 4; },
-                 KVX_ERR_INVALID_LAYOUT, "args.src.plane[0].token_stride_bytes");
-  expect_refused("dtype differs", [](E& t) { t.dst_.layout().dtype = KVX_DTYPE_BF16; }, KVX_ERR_INVALID_ARGUMENT,
-                 "args.dst.dtype");
-  expect_refused("block_tokens differ",
-                 [](E& t) {
-                   t.dst_.layout().block_tokens = 2;  // still a valid layout, a smaller one
-                 },
-                 KVX_ERR_INVALID_ARGUMENT, "args.dst.block_tokens");
-  expect_refused("layers differ", [](E& t) { t.dst_.layout().num_layers = 1; }, KVX_ERR_INVALID_ARGUMENT,
-                 "args.dst.num_layers");
-  expect_refused("head dims differ", [](E& t) { t.dst_.layout().plane[1].head_dim = 8; }, KVX_ERR_INVALID_ARGUMENT,
-                 "args.dst.plane[1].head_dim");
-  expect_refused("memory kinds differ", [](E& t) { t.dst_.layout().memory = KVX_MEMORY_CUDA_DEVICE; },
-                 KVX_ERR_UNSUPPORTED, "args.dst.memory");
-  expect_refused("src base null", [](E& t) { t.src_.layout().ptrs = nullptr; }, KVX_ERR_INVALID_ARGUMENT,
-                 "args.src.ptrs");
-  expect_refused("dst base null", [](E& t) { t.dst_.layout().base = nullptr; }, KVX_ERR_INVALID_ARGUMENT,
-                 "args.dst.base");
-  expect_refused("in place", [](E& t) { t.args_.dst = t.args_.src; }, KVX_ERR_INVALID_ARGUMENT, "args.dst",
-                 "in-place");
-  expect_refused("dst inside src memory",
-                 [](E& t) { t.dst_.layout().base = t.src_.buffers()[1].data() + 64; }, KVX_ERR_INVALID_ARGUMENT,
-                 "args.dst", "in-place");
-  expect_refused("num_blocks negative", [](E& t) { t.args_.num_blocks = -1; }, KVX_ERR_INVALID_ARGUMENT,
-                 "args.num_blocks");
-  expect_refused("src_blocks null", [](E& t) { t.args_.src_blocks = nullptr; }, KVX_ERR_INVALID_ARGUMENT,
-                 "args.src_blocks");
-  expect_refused("dst_blocks null", [](E& t) { t.args_.dst_blocks = nullptr; }, KVX_ERR_INVALID_ARGUMENT,
-                 "args.dst_blocks");
-  expect_refused("src block past the end", [](E& t) { t.src_blocks_[1] = 6; }, KVX_ERR_INVALID_ARGUMENT,
-                 "args.src_blocks[1]");
-  expect_refused("dst block negative", [](E& t) { t.dst_blocks_[2] = -1; }, KVX_ERR_INVALID_ARGUMENT,
-                 "args.dst_blocks[2]");
-  expect_refused("dst block is the null block", [](E& t) { t.dst_.layout().null_block = 1; },
-                 KVX_ERR_INVALID_ARGUMENT, "args.dst_blocks[1]", "null block");
-  expect_refused("src block is the null block", [](E& t) { t.src_.layout().null_block = 0; },
-                 KVX_ERR_INVALID_ARGUMENT, "args.src_blocks[0]", "null block");
-  expect_refused("duplicate destination", [](E& t) { t.dst_blocks_[2] = 4; }, KVX_ERR_INVALID_ARGUMENT,
-                 "args.dst_blocks[2]");
-  expect_refused("exec reserved", [](E& t) { t.exec_.reserved[0] = 1; }, KVX_ERR_INVALID_ARGUMENT, "exec.reserved");
-  expect_refused("CUDA backend on pageable memory", [](E& t) { t.exec_.backend = KVX_BACKEND_CUDA; },
-                 KVX_ERR_INVALID_ARGUMENT, "exec.backend");
+  expect_refused(
+      "struct_size", [](E& t) { t.args_.struct_size = 16; }, KVX_ERR_VERSION_MISMATCH,
+      "args.struct_size");
+  expect_refused(
+      "major version", [](E& t) { t.args_.version = KVX_MAKE_VERSION(2, 0, 0); },
+      KVX_ERR_VERSION_MISMATCH, "args.version");
+  expect_refused(
+      "reserved", [](E& t) { t.args_.reserved[3] = 1; }, KVX_ERR_INVALID_ARGUMENT,
+      "args.reserved[3]");
+  expect_refused(
+      "src null", [](E& t) { t.args_.src = nullptr; }, KVX_ERR_INVALID_ARGUMENT, "args.src");
+  expect_refused(
+      "dst null", [](E& t) { t.args_.dst = nullptr; }, KVX_ERR_INVALID_ARGUMENT, "args.dst");
+  expect_refused(
+      "dst reserved", [](E& t) { t.dst_.layout().reserved[7] = 1; }, KVX_ERR_INVALID_LAYOUT,
+      "args.dst.reserved[7]");
+  expect_refused(
+      "src overlapping strides", [](E& t) { t.src_.layout().plane[0].token_stride_bytes = 4; },
+      KVX_ERR_INVALID_LAYOUT, "args.src.plane[0].token_stride_bytes");
+  expect_refused(
+      "dtype differs", [](E& t) { t.dst_.layout().dtype = KVX_DTYPE_BF16; },
+      KVX_ERR_INVALID_ARGUMENT, "args.dst.dtype");
+  expect_refused(
+      "block_tokens differ",
+      [](E& t) {
+        t.dst_.layout().block_tokens = 2;  // still a valid layout, a smaller one
+      },
+      KVX_ERR_INVALID_ARGUMENT, "args.dst.block_tokens");
+  expect_refused(
+      "layers differ", [](E& t) { t.dst_.layout().num_layers = 1; }, KVX_ERR_INVALID_ARGUMENT,
+      "args.dst.num_layers");
+  expect_refused(
+      "head dims differ", [](E& t) { t.dst_.layout().plane[1].head_dim = 8; },
+      KVX_ERR_INVALID_ARGUMENT, "args.dst.plane[1].head_dim");
+  expect_refused(
+      "memory kinds differ", [](E& t) { t.dst_.layout().memory = KVX_MEMORY_CUDA_DEVICE; },
+      KVX_ERR_UNSUPPORTED, "args.dst.memory");
+  expect_refused(
+      "src base null", [](E& t) { t.src_.layout().ptrs = nullptr; }, KVX_ERR_INVALID_ARGUMENT,
+      "args.src.ptrs");
+  expect_refused(
+      "dst base null", [](E& t) { t.dst_.layout().base = nullptr; }, KVX_ERR_INVALID_ARGUMENT,
+      "args.dst.base");
+  expect_refused(
+      "in place", [](E& t) { t.args_.dst = t.args_.src; }, KVX_ERR_INVALID_ARGUMENT, "args.dst",
+      "in-place");
+  expect_refused(
+      "dst inside src memory", [](E& t) { t.dst_.layout().base = t.src_.buffers()[1].data() + 64; },
+      KVX_ERR_INVALID_ARGUMENT, "args.dst", "in-place");
+  expect_refused(
+      "num_blocks negative", [](E& t) { t.args_.num_blocks = -1; }, KVX_ERR_INVALID_ARGUMENT,
+      "args.num_blocks");
+  expect_refused(
+      "src_blocks null", [](E& t) { t.args_.src_blocks = nullptr; }, KVX_ERR_INVALID_ARGUMENT,
+      "args.src_blocks");
+  expect_refused(
+      "dst_blocks null", [](E& t) { t.args_.dst_blocks = nullptr; }, KVX_ERR_INVALID_ARGUMENT,
+      "args.dst_blocks");
+  expect_refused(
+      "src block past the end", [](E& t) { t.src_blocks_[1] = 6; }, KVX_ERR_INVALID_ARGUMENT,
+      "args.src_blocks[1]");
+  expect_refused(
+      "dst block negative", [](E& t) { t.dst_blocks_[2] = -1; }, KVX_ERR_INVALID_ARGUMENT,
+      "args.dst_blocks[2]");
+  expect_refused(
+      "dst block is the null block", [](E& t) { t.dst_.layout().null_block = 1; },
+      KVX_ERR_INVALID_ARGUMENT, "args.dst_blocks[1]", "null block");
+  expect_refused(
+      "src block is the null block", [](E& t) { t.src_.layout().null_block = 0; },
+      KVX_ERR_INVALID_ARGUMENT, "args.src_blocks[0]", "null block");
+  expect_refused(
+      "duplicate destination", [](E& t) { t.dst_blocks_[2] = 4; }, KVX_ERR_INVALID_ARGUMENT,
+      "args.dst_blocks[2]");
+  expect_refused(
+      "exec reserved", [](E& t) { t.exec_.reserved[0] = 1; }, KVX_ERR_INVALID_ARGUMENT,
+      "exec.reserved");
+  expect_refused(
+      "CUDA backend on pageable memory", [](E& t) { t.exec_.backend = KVX_BACKEND_CUDA; },
+      KVX_ERR_INVALID_ARGUMENT, "exec.backend");
 }
 
 TEST_F(ConvertErrors, NothingToDoWritesNothing) {
@@ -151,7 +180,8 @@ TEST(Convert, ThreadsWriteWhatOneThreadWrites) {
     src.fill_random(rng);
     one.fill(kPoison);
     many.fill(kPoison);
-    std::vector<int32_t> src_blocks(static_cast<size_t>(g.NB)), dst_blocks(static_cast<size_t>(g.NB));
+    std::vector<int32_t> src_blocks(static_cast<size_t>(g.NB)),
+        dst_blocks(static_cast<size_t>(g.NB));
     for (int32_t i = 0; i < g.NB; ++i) src_blocks[static_cast<size_t>(i)] = i;
     dst_blocks = src_blocks;
     std::shuffle(dst_blocks.begin(), dst_blocks.end(), rng);

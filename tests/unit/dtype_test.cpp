@@ -46,7 +46,8 @@ void expect_all_patterns_round_trip(ToFloat to_float, FromFloat from_float, cons
     if (std::isnan(f)) {
       failures += !std::isnan(to_float(back));  // NaN stays NaN (payload may be quieted)
     } else if (back != h) {
-      if (++failures <= 5) ADD_FAILURE() << what << " pattern " << std::hex << h << " came back as " << back;
+      if (++failures <= 5)
+        ADD_FAILURE() << what << " pattern " << std::hex << h << " came back as " << back;
     }
   }
   EXPECT_EQ(failures, 0) << what;
@@ -70,10 +71,13 @@ uint16_t reference_round(double x, ToFloat to_float, uint16_t max_finite, uint16
   const double max = to_float(max_finite);
   const double overflow = max + (max - static_cast<double>(to_float(max_finite - 1))) / 2;
   if (a >= overflow) return sign | inf;  // the tie at `overflow` goes to inf: max_finite is odd
-  uint32_t lo = 0, hi = max_finite;        // find the last code with value <= a
+  uint32_t lo = 0, hi = max_finite;      // find the last code with value <= a
   while (lo < hi) {
     const uint32_t mid = (lo + hi + 1) / 2;
-    if (static_cast<double>(to_float(static_cast<uint16_t>(mid))) <= a) lo = mid; else hi = mid - 1;
+    if (static_cast<double>(to_float(static_cast<uint16_t>(mid))) <= a)
+      lo = mid;
+    else
+      hi = mid - 1;
   }
   if (lo == max_finite) return static_cast<uint16_t>(sign | lo);
   const double below = to_float(static_cast<uint16_t>(lo));
@@ -83,8 +87,8 @@ uint16_t reference_round(double x, ToFloat to_float, uint16_t max_finite, uint16
 }
 
 template <typename ToFloat, typename FromFloat>
-void expect_rounding_matches_reference(ToFloat to_float, FromFloat from_float, uint16_t max_finite, uint16_t inf,
-                                       uint64_t seed, const char* what) {
+void expect_rounding_matches_reference(ToFloat to_float, FromFloat from_float, uint16_t max_finite,
+                                       uint16_t inf, uint64_t seed, const char* what) {
   std::mt19937_64 rng(seed);
   // Random bit patterns reach every exponent (subnormals, overflow, NaN);
   // values near the format's range and exact ties are drawn on purpose.
@@ -102,7 +106,8 @@ void expect_rounding_matches_reference(ToFloat to_float, FromFloat from_float, u
       case 2: f = std::ldexp(near(rng) / 70000.0f, -static_cast<int>(rng() % 30)); break;
       default: {  // the midpoint of two neighbouring codes: a tie
         const auto code = static_cast<uint16_t>(rng() % max_finite);
-        f = static_cast<float>((static_cast<double>(to_float(code)) + to_float(static_cast<uint16_t>(code + 1))) / 2);
+        f = static_cast<float>(
+            (static_cast<double>(to_float(code)) + to_float(static_cast<uint16_t>(code + 1))) / 2);
         break;
       }
     }
@@ -113,18 +118,21 @@ void expect_rounding_matches_reference(ToFloat to_float, FromFloat from_float, u
     }
     const uint16_t want = reference_round(static_cast<double>(f), to_float, max_finite, inf);
     if (got != want && ++failures <= 5)
-      ADD_FAILURE() << what << " of " << f << " (bits " << std::hex << float_to_bits(f)
-                    << "): got " << got << ", float64 reference " << want << " (seed " << std::dec << seed << ")";
+      ADD_FAILURE() << what << " of " << f << " (bits " << std::hex << float_to_bits(f) << "): got "
+                    << got << ", float64 reference " << want << " (seed " << std::dec << seed
+                    << ")";
   }
   EXPECT_EQ(failures, 0) << what << " seed " << seed;
 }
 
 TEST(Dtype, FloatToF16RoundsToNearestEven) {
-  expect_rounding_matches_reference(f16_to_float, float_to_f16, 0x7bff, 0x7c00, 0xf16f16, "float_to_f16");
+  expect_rounding_matches_reference(f16_to_float, float_to_f16, 0x7bff, 0x7c00, 0xf16f16,
+                                    "float_to_f16");
 }
 
 TEST(Dtype, FloatToBf16RoundsToNearestEven) {
-  expect_rounding_matches_reference(bf16_to_float, float_to_bf16, 0x7f7f, 0x7f80, 0xbf16bf16, "float_to_bf16");
+  expect_rounding_matches_reference(bf16_to_float, float_to_bf16, 0x7f7f, 0x7f80, 0xbf16bf16,
+                                    "float_to_bf16");
 }
 
 }  // namespace

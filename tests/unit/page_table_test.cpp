@@ -64,10 +64,12 @@ struct Csr {
   }
 };
 
-void expect_refused(const kvx_page_table_t& t, const kvx_layout_t& l, kvx_status_t want, const std::string& field) {
+void expect_refused(const kvx_page_table_t& t, const kvx_layout_t& l, kvx_status_t want,
+                    const std::string& field) {
   EXPECT_EQ(kvx_page_table_validate(&t, &l), want) << kvx_last_error();
   const std::string message = kvx_last_error();
-  EXPECT_EQ(message.rfind(field + ":", 0), 0u) << "message does not start with \"" << field << ":\": " << message;
+  EXPECT_EQ(message.rfind(field + ":", 0), 0u)
+      << "message does not start with \"" << field << ":\": " << message;
 }
 
 // A mutation of a fresh table of form `Form` and the field it must be refused for.
@@ -80,7 +82,8 @@ struct TableCase {
 // Each case on a fresh table; then the table with `null_block` reserved by
 // the layout must be refused at `null_field`.
 template <typename Form, size_t N>
-void expect_cases_refused(const TableCase<Form> (&cases)[N], int64_t null_block, const std::string& null_field) {
+void expect_cases_refused(const TableCase<Form> (&cases)[N], int64_t null_block,
+                          const std::string& null_field) {
   kvx_layout_t l = small_layout();
   for (const auto& c : cases) {
     SCOPED_TRACE(c.field);
@@ -93,7 +96,8 @@ void expect_cases_refused(const TableCase<Form> (&cases)[N], int64_t null_block,
   const Form form;
   const kvx_page_table_t t = form.view();
   expect_refused(t, l, KVX_ERR_INVALID_ARGUMENT, null_field);
-  EXPECT_NE(std::string(kvx_last_error()).find("null block"), std::string::npos) << kvx_last_error();
+  EXPECT_NE(std::string(kvx_last_error()).find("null block"), std::string::npos)
+      << kvx_last_error();
 }
 
 TEST(PageTable, AcceptsBothForms) {
@@ -106,7 +110,8 @@ TEST(PageTable, AcceptsBothForms) {
   kvx_page_table_t empty = kvx_page_table_init();
   empty.kind = KVX_PAGE_TABLE_CSR;
   empty.memory = KVX_MEMORY_HOST;
-  EXPECT_EQ(kvx_page_table_validate(&empty, &l), KVX_OK) << "no sequences need no arrays: " << kvx_last_error();
+  EXPECT_EQ(kvx_page_table_validate(&empty, &l), KVX_OK)
+      << "no sequences need no arrays: " << kvx_last_error();
 }
 
 TEST(PageTable, RefusesBadHeaders) {
@@ -126,7 +131,8 @@ TEST(PageTable, RefusesBadHeaders) {
     SCOPED_TRACE(field);
     kvx_page_table_t t = dense.view();
     mutate(t);
-    const bool header = std::string(field) == "table.struct_size" || std::string(field) == "table.version";
+    const bool header =
+        std::string(field) == "table.struct_size" || std::string(field) == "table.version";
     expect_refused(t, l, header ? KVX_ERR_VERSION_MISMATCH : KVX_ERR_INVALID_ARGUMENT, field);
   }
   EXPECT_EQ(kvx_page_table_validate(nullptr, &l), KVX_ERR_INVALID_ARGUMENT);
@@ -140,7 +146,8 @@ TEST(PageTable, RefusesBadDenseTables) {
       {"table.seq_lens", [](Dense&, auto& t) { t.seq_lens = nullptr; }},
       {"table.block_table", [](Dense&, auto& t) { t.block_table = nullptr; }},
       {"table.seq_lens[1]", [](Dense& d, auto&) { d.lens[1] = -1; }},
-      {"table.seq_lens[2]", [](Dense& d, auto&) { d.lens[2] = 9; }},  // more than max_blocks * block_tokens
+      {"table.seq_lens[2]",
+       [](Dense& d, auto&) { d.lens[2] = 9; }},  // more than max_blocks * block_tokens
       {"table.block_table[7]", [](Dense& d, auto&) { d.table[7] = kNumBlocks; }},
       {"table.block_table[0]", [](Dense& d, auto&) { d.table[0] = -1; }},
   };
@@ -153,10 +160,10 @@ TEST(PageTable, RefusesBadCsrTables) {
       {"table.last_page_len", [](Csr&, auto& t) { t.last_page_len = nullptr; }},
       {"table.indices", [](Csr&, auto& t) { t.indices = nullptr; }},
       {"table.indptr[0]", [](Csr& c, auto&) { c.indptr[0] = 1; }},
-      {"table.indptr[2]", [](Csr& c, auto&) { c.indptr[2] = 1; }},                   // decreasing
-      {"table.last_page_len[0]", [](Csr& c, auto&) { c.last[0] = 0; }},             // 0 with pages
+      {"table.indptr[2]", [](Csr& c, auto&) { c.indptr[2] = 1; }},       // decreasing
+      {"table.last_page_len[0]", [](Csr& c, auto&) { c.last[0] = 0; }},  // 0 with pages
       {"table.last_page_len[2]", [](Csr& c, auto&) { c.last[2] = kBlockTokens + 1; }},
-      {"table.last_page_len[1]", [](Csr& c, auto&) { c.last[1] = 1; }},             // non-zero without pages
+      {"table.last_page_len[1]", [](Csr& c, auto&) { c.last[1] = 1; }},  // non-zero without pages
       {"table.indices[3]", [](Csr& c, auto&) { c.indices[3] = kNumBlocks; }},
       {"table.indices[1]", [](Csr& c, auto&) { c.indices[1] = -2; }},
   };
@@ -195,8 +202,9 @@ TEST(PageTable, DenseAndCsrConvertBothWays) {
       const auto len = static_cast<int32_t>(rng() % (dense.max_blocks * kBlockTokens + 1));
       dense.seq_lens.push_back(len);
       for (int64_t i = 0; i < dense.max_blocks; ++i)
-        dense.block_table.push_back(i < (len + kBlockTokens - 1) / kBlockTokens ? static_cast<int32_t>(rng() % kNumBlocks)
-                                                                                : -1);
+        dense.block_table.push_back(i < (len + kBlockTokens - 1) / kBlockTokens
+                                        ? static_cast<int32_t>(rng() % kNumBlocks)
+                                        : -1);
     }
     const kvx_page_table_t dv = dense.view();
     ASSERT_EQ(kvx_page_table_validate(&dv, &l), KVX_OK) << kvx_last_error();

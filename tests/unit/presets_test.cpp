@@ -13,8 +13,9 @@
 namespace kvx::testing {
 namespace {
 
-constexpr kvx_dtype_t kAllDtypes[] = {KVX_DTYPE_F32,      KVX_DTYPE_F16,  KVX_DTYPE_BF16, KVX_DTYPE_FP8_E4M3,
-                                      KVX_DTYPE_FP8_E5M2, KVX_DTYPE_INT8, KVX_DTYPE_INT4};
+constexpr kvx_dtype_t kAllDtypes[] = {KVX_DTYPE_F32,      KVX_DTYPE_F16,      KVX_DTYPE_BF16,
+                                      KVX_DTYPE_FP8_E4M3, KVX_DTYPE_FP8_E5M2, KVX_DTYPE_INT8,
+                                      KVX_DTYPE_INT4};
 
 kvx_preset_params_t small_params(kvx_dtype_t dtype = KVX_DTYPE_F16) {
   return params_of({.dtype = dtype, .L = 2, .NB = 3, .T = 16, .H = 2, .D = 64, .Dv = 64});
@@ -52,7 +53,8 @@ TEST(Presets, EveryPresetValidatesForEveryDtypeItHolds) {
 }
 
 TEST(Presets, LegacyKeySplitsSixteenByteGroups) {
-  for (const auto& [dtype, x] : {std::pair{KVX_DTYPE_F32, 4}, {KVX_DTYPE_F16, 8}, {KVX_DTYPE_FP8_E4M3, 16}}) {
+  for (const auto& [dtype, x] :
+       {std::pair{KVX_DTYPE_F32, 4}, {KVX_DTYPE_F16, 8}, {KVX_DTYPE_FP8_E4M3, 16}}) {
     const kvx_preset_params_t params = small_params(dtype);
     kvx_layout_t l;
     ASSERT_EQ(kvx_layout_preset(KVX_PRESET_VLLM_LEGACY, &params, &l), KVX_OK) << kvx_last_error();
@@ -79,7 +81,8 @@ TEST(Presets, SeparatePlanesTakeTheirOwnHeadDimV) {
       EXPECT_EQ(l.plane[1].head_dim, 32);
     } else {
       EXPECT_EQ(s, KVX_ERR_UNSUPPORTED);
-      EXPECT_EQ(std::string(kvx_last_error()).rfind("params.head_dim_v:", 0), 0u) << kvx_last_error();
+      EXPECT_EQ(std::string(kvx_last_error()).rfind("params.head_dim_v:", 0), 0u)
+          << kvx_last_error();
       EXPECT_EQ(std::memcmp(&l, &before, sizeof l), 0) << "*out written on error";
     }
   }
@@ -114,42 +117,43 @@ struct ParamCase {
 };
 
 const ParamCase kParamCases[] = {
-    {"struct_size", KVX_PRESET_UNIVERSAL, [](auto& p) { p.struct_size -= 8; }, KVX_ERR_VERSION_MISMATCH,
-     "params.struct_size"},
+    {"struct_size", KVX_PRESET_UNIVERSAL, [](auto& p) { p.struct_size -= 8; },
+     KVX_ERR_VERSION_MISMATCH, "params.struct_size"},
     {"major version", KVX_PRESET_UNIVERSAL, [](auto& p) { p.version = KVX_MAKE_VERSION(2, 0, 0); },
      KVX_ERR_VERSION_MISMATCH, "params.version"},
-    {"reserved0", KVX_PRESET_UNIVERSAL, [](auto& p) { p.reserved0 = 1; }, KVX_ERR_INVALID_ARGUMENT, "params.reserved0"},
-    {"reserved[0]", KVX_PRESET_UNIVERSAL, [](auto& p) { p.reserved[0] = 1; }, KVX_ERR_INVALID_ARGUMENT,
-     "params.reserved[0]"},
-    {"reserved[5]", KVX_PRESET_UNIVERSAL, [](auto& p) { p.reserved[5] = ~uint64_t{0}; }, KVX_ERR_INVALID_ARGUMENT,
-     "params.reserved[5]"},
+    {"reserved0", KVX_PRESET_UNIVERSAL, [](auto& p) { p.reserved0 = 1; }, KVX_ERR_INVALID_ARGUMENT,
+     "params.reserved0"},
+    {"reserved[0]", KVX_PRESET_UNIVERSAL, [](auto& p) { p.reserved[0] = 1; },
+     KVX_ERR_INVALID_ARGUMENT, "params.reserved[0]"},
+    {"reserved[5]", KVX_PRESET_UNIVERSAL, [](auto& p) { p.reserved[5] = ~uint64_t{0}; },
+     KVX_ERR_INVALID_ARGUMENT, "params.reserved[5]"},
     {"preset zero", static_cast<kvx_preset_t>(0), [](auto&) {}, KVX_ERR_INVALID_ARGUMENT, "preset"},
-    {"preset past the last", static_cast<kvx_preset_t>(KVX_PRESET_LAST + 1), [](auto&) {}, KVX_ERR_INVALID_ARGUMENT,
-     "preset"},
-    {"dtype zero", KVX_PRESET_TGI, [](auto& p) { p.dtype = static_cast<kvx_dtype_t>(0); }, KVX_ERR_INVALID_ARGUMENT,
-     "params.dtype"},
+    {"preset past the last", static_cast<kvx_preset_t>(KVX_PRESET_LAST + 1), [](auto&) {},
+     KVX_ERR_INVALID_ARGUMENT, "preset"},
+    {"dtype zero", KVX_PRESET_TGI, [](auto& p) { p.dtype = static_cast<kvx_dtype_t>(0); },
+     KVX_ERR_INVALID_ARGUMENT, "params.dtype"},
     {"dtype unknown", KVX_PRESET_TGI, [](auto& p) { p.dtype = static_cast<kvx_dtype_t>(99); },
      KVX_ERR_INVALID_ARGUMENT, "params.dtype"},
     {"memory unknown", KVX_PRESET_TGI, [](auto& p) { p.memory = static_cast<kvx_memory_t>(9); },
      KVX_ERR_INVALID_ARGUMENT, "params.memory"},
-    {"device_id negative", KVX_PRESET_TGI, [](auto& p) { p.device_id = -1; }, KVX_ERR_INVALID_ARGUMENT,
-     "params.device_id"},
-    {"num_layers zero", KVX_PRESET_FLASHINFER_HND, [](auto& p) { p.num_layers = 0; }, KVX_ERR_INVALID_ARGUMENT,
-     "params.num_layers"},
-    {"num_blocks negative", KVX_PRESET_FLASHINFER_HND, [](auto& p) { p.num_blocks = -1; }, KVX_ERR_INVALID_ARGUMENT,
-     "params.num_blocks"},
-    {"block_tokens zero", KVX_PRESET_FLASHINFER_HND, [](auto& p) { p.block_tokens = 0; }, KVX_ERR_INVALID_ARGUMENT,
-     "params.block_tokens"},
+    {"device_id negative", KVX_PRESET_TGI, [](auto& p) { p.device_id = -1; },
+     KVX_ERR_INVALID_ARGUMENT, "params.device_id"},
+    {"num_layers zero", KVX_PRESET_FLASHINFER_HND, [](auto& p) { p.num_layers = 0; },
+     KVX_ERR_INVALID_ARGUMENT, "params.num_layers"},
+    {"num_blocks negative", KVX_PRESET_FLASHINFER_HND, [](auto& p) { p.num_blocks = -1; },
+     KVX_ERR_INVALID_ARGUMENT, "params.num_blocks"},
+    {"block_tokens zero", KVX_PRESET_FLASHINFER_HND, [](auto& p) { p.block_tokens = 0; },
+     KVX_ERR_INVALID_ARGUMENT, "params.block_tokens"},
     {"num_kv_heads negative", KVX_PRESET_FLASHINFER_HND, [](auto& p) { p.num_kv_heads = -8; },
      KVX_ERR_INVALID_ARGUMENT, "params.num_kv_heads"},
-    {"head_dim zero", KVX_PRESET_FLASHINFER_HND, [](auto& p) { p.head_dim = 0; }, KVX_ERR_INVALID_ARGUMENT,
-     "params.head_dim"},
-    {"head_dim_v negative", KVX_PRESET_FLASH_ATTN, [](auto& p) { p.head_dim_v = -64; }, KVX_ERR_INVALID_ARGUMENT,
-     "params.head_dim_v"},
+    {"head_dim zero", KVX_PRESET_FLASHINFER_HND, [](auto& p) { p.head_dim = 0; },
+     KVX_ERR_INVALID_ARGUMENT, "params.head_dim"},
+    {"head_dim_v negative", KVX_PRESET_FLASH_ATTN, [](auto& p) { p.head_dim_v = -64; },
+     KVX_ERR_INVALID_ARGUMENT, "params.head_dim_v"},
     {"size overflows", KVX_PRESET_TRTLLM_POOL, [](auto& p) { p.num_blocks = int64_t{1} << 60; },
      KVX_ERR_INVALID_ARGUMENT, "params"},
-    {"sglang with pages", KVX_PRESET_SGLANG, [](auto& p) { p.block_tokens = 16; }, KVX_ERR_UNSUPPORTED,
-     "params.block_tokens"},
+    {"sglang with pages", KVX_PRESET_SGLANG, [](auto& p) { p.block_tokens = 16; },
+     KVX_ERR_UNSUPPORTED, "params.block_tokens"},
     {"legacy with head_dim not a multiple of x", KVX_PRESET_VLLM_LEGACY,
      [](auto& p) {
        p.dtype = KVX_DTYPE_FP8_E4M3;
@@ -162,8 +166,8 @@ const ParamCase kParamCases[] = {
        p.head_dim = 63;
      },
      KVX_ERR_UNSUPPORTED, "params.head_dim"},
-    {"head_dim_v in one tensor shape", KVX_PRESET_LMCACHE, [](auto& p) { p.head_dim_v = 128; }, KVX_ERR_UNSUPPORTED,
-     "params.head_dim_v"},
+    {"head_dim_v in one tensor shape", KVX_PRESET_LMCACHE, [](auto& p) { p.head_dim_v = 128; },
+     KVX_ERR_UNSUPPORTED, "params.head_dim_v"},
 };
 
 TEST(Presets, RefusesBadParamsAndLeavesOutUntouched) {
@@ -176,7 +180,8 @@ TEST(Presets, RefusesBadParamsAndLeavesOutUntouched) {
     const kvx_layout_t before = out;
     EXPECT_EQ(kvx_layout_preset(c.preset, &params, &out), c.want) << kvx_last_error();
     const std::string message = kvx_last_error();
-    EXPECT_EQ(message.rfind(std::string(c.field) + (std::string(c.field) == "params" ? "" : ":"), 0), 0u)
+    EXPECT_EQ(
+        message.rfind(std::string(c.field) + (std::string(c.field) == "params" ? "" : ":"), 0), 0u)
         << "message does not start with " << c.field << ": " << message;
     EXPECT_EQ(std::memcmp(&out, &before, sizeof out), 0) << "*out written on error";
   }

@@ -16,8 +16,8 @@ namespace {
 // Element copy with the element size known at compile time, so that each
 // memcpy is a single load and store.
 template <int64_t kBytes>
-void copy_row_elements(std::byte* dst, const kvx_plane_t& dp, const std::byte* src, const kvx_plane_t& sp,
-                       kvx_dtype_t dtype) {
+void copy_row_elements(std::byte* dst, const kvx_plane_t& dp, const std::byte* src,
+                       const kvx_plane_t& sp, kvx_dtype_t dtype) {
   for (int64_t d = 0; d < sp.head_dim; ++d)
     std::memcpy(dst + dim_offset_bytes(dp, d, dtype), src + dim_offset_bytes(sp, d, dtype), kBytes);
 }
@@ -33,17 +33,19 @@ bool chunk_head_major(const kvx_layout_t& l, const kvx_plane_t& p, int64_t row_b
          (l.block_tokens == 1 || p.token_stride_bytes == row_bytes);
 }
 
-void copy_block_plane(const kvx_layout_t& s, const kvx_layout_t& d, int64_t layer, int kv, int64_t src_block,
-                      int64_t dst_block) {
+void copy_block_plane(const kvx_layout_t& s, const kvx_layout_t& d, int64_t layer, int kv,
+                      int64_t src_block, int64_t dst_block) {
   const kvx_plane_t& sp = s.plane[kv];
   const kvx_plane_t& dp = d.plane[kv];
   const int64_t row_bytes = sp.head_dim * dtype_bits(s.dtype) / 8;
   // INT4 rows are always packed (validation refuses anything else), so they
   // always take a memcpy path and never need a nibble copy.
   const bool rows_contiguous = plane_dim_contiguous(s, kv) && plane_dim_contiguous(d, kv);
-  if (rows_contiguous && ((chunk_token_major(s, sp, row_bytes) && chunk_token_major(d, dp, row_bytes)) ||
-                          (chunk_head_major(s, sp, row_bytes) && chunk_head_major(d, dp, row_bytes)))) {
-    std::memcpy(row_address(d, layer, kv, dst_block, 0, 0), row_address(s, layer, kv, src_block, 0, 0),
+  if (rows_contiguous &&
+      ((chunk_token_major(s, sp, row_bytes) && chunk_token_major(d, dp, row_bytes)) ||
+       (chunk_head_major(s, sp, row_bytes) && chunk_head_major(d, dp, row_bytes)))) {
+    std::memcpy(row_address(d, layer, kv, dst_block, 0, 0),
+                row_address(s, layer, kv, src_block, 0, 0),
                 static_cast<size_t>(s.block_tokens * s.num_kv_heads * row_bytes));
     return;
   }
@@ -71,7 +73,8 @@ kvx_status_t convert_blocks(const kvx_convert_args_t& a, const ExecConfig& exec)
   const int64_t items = a.num_blocks * s.num_layers;
   int64_t bytes_per_item = 0;
   for (int kv = 0; kv < s.num_kv; ++kv)
-    bytes_per_item += s.block_tokens * s.num_kv_heads * s.plane[kv].head_dim * dtype_bits(s.dtype) / 8;
+    bytes_per_item +=
+        s.block_tokens * s.num_kv_heads * s.plane[kv].head_dim * dtype_bits(s.dtype) / 8;
   // Below a few hundred KiB, waking threads costs more than the copy.
   const int threads = items * bytes_per_item < (int64_t{1} << 18) ? 1 : exec.num_threads;
 
@@ -79,7 +82,8 @@ kvx_status_t convert_blocks(const kvx_convert_args_t& a, const ExecConfig& exec)
   for (int64_t item = 0; item < items; ++item) {
     const int64_t i = item / s.num_layers;
     const int64_t layer = item % s.num_layers;
-    for (int kv = 0; kv < s.num_kv; ++kv) copy_block_plane(s, d, layer, kv, a.src_blocks[i], a.dst_blocks[i]);
+    for (int kv = 0; kv < s.num_kv; ++kv)
+      copy_block_plane(s, d, layer, kv, a.src_blocks[i], a.dst_blocks[i]);
   }
   return KVX_OK;
 }
