@@ -426,17 +426,28 @@ void Manager::walk(const SeqParams& params, std::span<const int32_t> tokens, int
   hashes_.clear();
   hits_.clear();
   const HashKeys& keys = *params.keys;
-  for (int64_t i = 0; i < max_blocks; ++i) {
-    const Hash128 h = hash_block(keys, i > 0 ? &hashes_.back() : nullptr,
-                                 tokens.subspan(static_cast<size_t>(i * block_tokens_), static_cast<size_t>(block_tokens_)),
-                                 i * block_tokens_);
-    const int32_t v = table_.find(h);
-    if (v == HashTable::kAbsent || (device_only && v < 0)) {
-      hashes_.push_back(h);  // the first miss, for the thrash signal
-      return;
+  // Hashes do not depend on what the table holds, so a group of them is
+  // computed (and its slots prefetched) before the group is looked up: the
+  // lookups' cache misses overlap instead of queueing. A miss wastes at most
+  // one group of hashes.
+  constexpr int64_t kGroup = 16;
+  for (int64_t start = 0; start < max_blocks; start += kGroup) {
+    const int64_t end = std::min(max_blocks, start + kGroup);
+    for (int64_t i = start; i < end; ++i) {
+      const Hash128 h = hash_block(
+          keys, i > 0 ? &hashes_.back() : nullptr,
+          tokens.subspan(static_cast<size_t>(i * block_tokens_), static_cast<size_t>(block_tokens_)), i * block_tokens_);
+      table_.prefetch(h);
+      hashes_.push_back(h);
     }
-    hashes_.push_back(h);
-    hits_.push_back(v);
+    for (int64_t i = start; i < end; ++i) {
+      const int32_t v = table_.find(hashes_[i]);
+      if (v == HashTable::kAbsent || (device_only && v < 0)) {
+        hashes_.resize(static_cast<size_t>(i + 1));  // keep the first miss, for the thrash signal
+        return;
+      }
+      hits_.push_back(v);
+    }
   }
 }
 
