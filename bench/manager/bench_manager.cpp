@@ -104,16 +104,23 @@ void BM_DecodeStep1024(benchmark::State& state) {
 }
 BENCHMARK(BM_DecodeStep1024)->Unit(benchmark::kMicrosecond);
 
+// A manager whose cache holds all 2,048 blocks of a random 32k-token prompt.
+kvx_manager_t cached_prompt_manager(uint64_t seed, std::vector<int32_t>* prompt) {
+  kvx_manager_t m = make_manager(4096, 16);
+  std::mt19937_64 rng(seed);
+  *prompt = random_tokens(rng, 32768);
+  std::vector<int64_t> slots(prompt->size());
+  kvx_seq_id_t id;
+  check(kvx_seq_create(m, nullptr, prompt->data(), 32768, slots.data(), &id, nullptr));
+  check(kvx_seq_free(m, id));
+  return m;
+}
+
 // Longest cached prefix of a 32k-token prompt whose 2,048 blocks of 16 are
 // all cached: 2,048 chained xxh3-128 hashes and table probes.
 void BM_PrefixLookup32k(benchmark::State& state) {
-  kvx_manager_t m = make_manager(4096, 16);
-  std::mt19937_64 rng(13);
-  const auto prompt = random_tokens(rng, 32768);
-  std::vector<int64_t> slots(prompt.size());
-  kvx_seq_id_t id;
-  check(kvx_seq_create(m, nullptr, prompt.data(), 32768, slots.data(), &id, nullptr));
-  check(kvx_seq_free(m, id));
+  std::vector<int32_t> prompt;
+  kvx_manager_t m = cached_prompt_manager(13, &prompt);
   kvx_seq_params_t p = kvx_seq_params_init();
   p.flags = KVX_SEQ_MATCH_LAST_TOKEN;
   int64_t matched = 0;
@@ -130,15 +137,12 @@ BENCHMARK(BM_PrefixLookup32k)->Unit(benchmark::kMicrosecond);
 // The same prompt attached as a new sequence (lookup + 2,048 references
 // taken) and freed again.
 void BM_PrefixAttach32k(benchmark::State& state) {
-  kvx_manager_t m = make_manager(4096, 16);
-  std::mt19937_64 rng(17);
-  const auto prompt = random_tokens(rng, 32768);
-  std::vector<int64_t> slots(prompt.size());
-  kvx_seq_id_t id;
-  check(kvx_seq_create(m, nullptr, prompt.data(), 32768, slots.data(), &id, nullptr));
-  check(kvx_seq_free(m, id));
+  std::vector<int32_t> prompt;
+  kvx_manager_t m = cached_prompt_manager(17, &prompt);
   kvx_seq_params_t p = kvx_seq_params_init();
   p.flags = KVX_SEQ_MATCH_LAST_TOKEN;
+  std::vector<int64_t> slots(prompt.size());
+  kvx_seq_id_t id;
   for (auto _ : state) {
     kvx_seq_match_t match;
     check(kvx_seq_create(m, &p, prompt.data(), 32768, slots.data(), &id, &match));
