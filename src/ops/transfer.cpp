@@ -200,7 +200,7 @@ kvx_status_t resolve_engine(const EngineRequest& r, const kvx_exec_t* exec, kvx_
     if (cfg.exec.backend == KVX_BACKEND_CPU) {
       engine = KVX_COPY_ENGINE_CPU;
     } else {
-      kvx_transfer_plan_t plan;
+      kvx_transfer_plan_t plan = KVX_TRANSFER_PLAN_INIT;
       KVX_TRY(transfer_plan_default(&plan));
       if (r.plan != nullptr) plan = *r.plan;
       engine = dma_possible && mean_run >= plan.dma_min_run_bytes[cfg.direction] ? KVX_COPY_ENGINE_DMA
