@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "kvx/kvx.h"
+#include "kvx/manager.h"
 #include "kvx/transfer.h"
 
 static int g_failed = 0;
@@ -233,6 +234,111 @@ static void check_ops_structs(void) {
   CHECK_OFF(kvx_convert_args_t, reserved, 48);
 }
 
+static void check_manager_structs(void) {
+  CHECK_SIZE(kvx_seq_id_t, 8);
+  CHECK_SIZE(kvx_prefix_id_t, 8);
+
+  CHECK_SIZE(kvx_manager_config_t, 168);
+  CHECK_ALIGN(kvx_manager_config_t, 8);
+  CHECK_HEADER(kvx_manager_config_t);
+  CHECK_OFF(kvx_manager_config_t, num_blocks, 8);
+  CHECK_OFF(kvx_manager_config_t, block_tokens, 16);
+  CHECK_OFF(kvx_manager_config_t, bytes_per_block, 24);
+  CHECK_OFF(kvx_manager_config_t, memory, 32);
+  CHECK_OFF(kvx_manager_config_t, device_id, 36);
+  CHECK_OFF(kvx_manager_config_t, eviction, 40);
+  CHECK_OFF(kvx_manager_config_t, reserved0, 44);
+  CHECK_OFF(kvx_manager_config_t, host_blocks, 48);
+  CHECK_OFF(kvx_manager_config_t, thrash_window, 56);
+  CHECK_OFF(kvx_manager_config_t, hybrid_hit_steps, 64);
+  CHECK_OFF(kvx_manager_config_t, hash_seed, 72);
+  CHECK_OFF(kvx_manager_config_t, model_id, 80);
+  CHECK_OFF(kvx_manager_config_t, clock, 88);
+  CHECK_OFF(kvx_manager_config_t, clock_user, 96);
+  CHECK_OFF(kvx_manager_config_t, reserved, 104);
+
+  CHECK_SIZE(kvx_media_hash_t, 32);
+  CHECK_ALIGN(kvx_media_hash_t, 8);
+  CHECK_OFF(kvx_media_hash_t, hash_lo, 0);
+  CHECK_OFF(kvx_media_hash_t, hash_hi, 8);
+  CHECK_OFF(kvx_media_hash_t, offset, 16);
+  CHECK_OFF(kvx_media_hash_t, num_tokens, 24);
+
+  CHECK_SIZE(kvx_seq_params_t, 120);
+  CHECK_ALIGN(kvx_seq_params_t, 8);
+  CHECK_HEADER(kvx_seq_params_t);
+  CHECK_OFF(kvx_seq_params_t, adapter_id, 8);
+  CHECK_OFF(kvx_seq_params_t, cache_salt, 16);
+  CHECK_OFF(kvx_seq_params_t, cache_salt_bytes, 24);
+  CHECK_OFF(kvx_seq_params_t, media, 32);
+  CHECK_OFF(kvx_seq_params_t, num_media, 40);
+  CHECK_OFF(kvx_seq_params_t, priority, 48);
+  CHECK_OFF(kvx_seq_params_t, flags, 52);
+  CHECK_OFF(kvx_seq_params_t, window_tokens, 56);
+  CHECK_OFF(kvx_seq_params_t, sink_tokens, 64);
+  CHECK_OFF(kvx_seq_params_t, reserved, 72);
+
+  CHECK_SIZE(kvx_seq_match_t, 24);
+  CHECK_ALIGN(kvx_seq_match_t, 8);
+  CHECK_OFF(kvx_seq_match_t, matched_tokens, 0);
+  CHECK_OFF(kvx_seq_match_t, matched_blocks, 8);
+  CHECK_OFF(kvx_seq_match_t, reloaded_blocks, 16);
+
+  CHECK_SIZE(kvx_copy_t, 24);
+  CHECK_ALIGN(kvx_copy_t, 8);
+  CHECK_OFF(kvx_copy_t, src, 0);
+  CHECK_OFF(kvx_copy_t, dst, 8);
+  CHECK_OFF(kvx_copy_t, direction, 16);
+  CHECK_OFF(kvx_copy_t, reserved0, 20);
+
+  CHECK_SIZE(kvx_block_table_export_t, 136);
+  CHECK_ALIGN(kvx_block_table_export_t, 8);
+  CHECK_HEADER(kvx_block_table_export_t);
+  CHECK_OFF(kvx_block_table_export_t, kind, 8);
+  CHECK_OFF(kvx_block_table_export_t, reserved0, 12);
+  CHECK_OFF(kvx_block_table_export_t, seq_ids, 16);
+  CHECK_OFF(kvx_block_table_export_t, num_seqs, 24);
+  CHECK_OFF(kvx_block_table_export_t, block_table, 32);
+  CHECK_OFF(kvx_block_table_export_t, block_table_stride, 40);
+  CHECK_OFF(kvx_block_table_export_t, seq_lens, 48);
+  CHECK_OFF(kvx_block_table_export_t, indptr, 56);
+  CHECK_OFF(kvx_block_table_export_t, indices, 64);
+  CHECK_OFF(kvx_block_table_export_t, indices_capacity, 72);
+  CHECK_OFF(kvx_block_table_export_t, last_page_len, 80);
+  CHECK_OFF(kvx_block_table_export_t, max_blocks, 88);
+  CHECK_OFF(kvx_block_table_export_t, nnz, 96);
+  CHECK_OFF(kvx_block_table_export_t, reserved, 104);
+
+  CHECK_SIZE(kvx_manager_metrics_t, 264);
+  CHECK_ALIGN(kvx_manager_metrics_t, 8);
+  CHECK_HEADER(kvx_manager_metrics_t);
+  CHECK_OFF(kvx_manager_metrics_t, step, 8);
+  CHECK_OFF(kvx_manager_metrics_t, blocks_total, 16);
+  CHECK_OFF(kvx_manager_metrics_t, blocks_used, 24);
+  CHECK_OFF(kvx_manager_metrics_t, blocks_cached, 32);
+  CHECK_OFF(kvx_manager_metrics_t, blocks_pinned, 40);
+  CHECK_OFF(kvx_manager_metrics_t, blocks_free, 48);
+  CHECK_OFF(kvx_manager_metrics_t, blocks_host, 56);
+  CHECK_OFF(kvx_manager_metrics_t, committed_bytes, 64);
+  CHECK_OFF(kvx_manager_metrics_t, reserved_bytes, 72);
+  CHECK_OFF(kvx_manager_metrics_t, lookup_blocks, 80);
+  CHECK_OFF(kvx_manager_metrics_t, hit_blocks, 88);
+  CHECK_OFF(kvx_manager_metrics_t, lookup_tokens, 96);
+  CHECK_OFF(kvx_manager_metrics_t, hit_tokens, 104);
+  CHECK_OFF(kvx_manager_metrics_t, evictions_capacity, 112);
+  CHECK_OFF(kvx_manager_metrics_t, evictions_reset, 120);
+  CHECK_OFF(kvx_manager_metrics_t, evictions_host, 128);
+  CHECK_OFF(kvx_manager_metrics_t, offloads, 136);
+  CHECK_OFF(kvx_manager_metrics_t, reloads, 144);
+  CHECK_OFF(kvx_manager_metrics_t, cow_copies, 152);
+  CHECK_OFF(kvx_manager_metrics_t, window_released, 160);
+  CHECK_OFF(kvx_manager_metrics_t, thrashing, 168);
+  CHECK_OFF(kvx_manager_metrics_t, num_seqs, 176);
+  CHECK_OFF(kvx_manager_metrics_t, num_prefixes, 184);
+  CHECK_OFF(kvx_manager_metrics_t, pending_work, 192);
+  CHECK_OFF(kvx_manager_metrics_t, reserved, 200);
+}
+
 static void check_transfer_structs(void) {
   CHECK_SIZE(kvx_transfer_plan_t, 72);
   CHECK_ALIGN(kvx_transfer_plan_t, 8);
@@ -368,6 +474,20 @@ static void check_enums(void) {
   CHECK_ENUM(KVX_BACKEND_CPU, 1);
   CHECK_ENUM(KVX_BACKEND_CUDA, 2);
 
+  CHECK_ENUM(KVX_EVICTION_LRU, 1);
+  CHECK_ENUM(KVX_EVICTION_LFU, 2);
+  CHECK_ENUM(KVX_EVICTION_PRIORITY, 3);
+  CHECK_ENUM(KVX_EVICTION_HYBRID, 4);
+  CHECK_ENUM(KVX_POOL_MEMORY_NONE, 1);
+  CHECK_ENUM(KVX_POOL_MEMORY_HOST, 2);
+  CHECK_ENUM(KVX_POOL_MEMORY_CUDA_VMM, 3);
+  CHECK_ENUM(KVX_COPY_DEVICE_TO_DEVICE, 1);
+  CHECK_ENUM(KVX_COPY_DEVICE_TO_HOST, 2);
+  CHECK_ENUM(KVX_COPY_HOST_TO_DEVICE, 3);
+  CHECK_ENUM(KVX_POOL_TIER_DEVICE, 1);
+  CHECK_ENUM(KVX_POOL_TIER_HOST, 2);
+  CHECK_ENUM(KVX_SEQ_MATCH_LAST_TOKEN, 1);
+
   CHECK_ENUM(KVX_COPY_ENGINE_AUTO, 0);
   CHECK_ENUM(KVX_COPY_ENGINE_CPU, 1);
   CHECK_ENUM(KVX_COPY_ENGINE_SM_KERNEL, 2);
@@ -405,6 +525,10 @@ static void check_initializers(void) {
   CHECK_INIT(kvx_attention_args_t, KVX_ATTENTION_ARGS_INIT);
   CHECK_INIT(kvx_merge_args_t, KVX_MERGE_ARGS_INIT);
   CHECK_INIT(kvx_convert_args_t, KVX_CONVERT_ARGS_INIT);
+  CHECK_INIT(kvx_manager_config_t, KVX_MANAGER_CONFIG_INIT);
+  CHECK_INIT(kvx_seq_params_t, KVX_SEQ_PARAMS_INIT);
+  CHECK_INIT(kvx_block_table_export_t, KVX_BLOCK_TABLE_EXPORT_INIT);
+  CHECK_INIT(kvx_manager_metrics_t, KVX_MANAGER_METRICS_INIT);
   CHECK_INIT(kvx_transfer_plan_t, KVX_TRANSFER_PLAN_INIT);
   CHECK_INIT(kvx_transfer_report_t, KVX_TRANSFER_REPORT_INIT);
   CHECK_INIT(kvx_block_copy_args_t, KVX_BLOCK_COPY_ARGS_INIT);
@@ -417,6 +541,16 @@ static void check_initializers(void) {
     CHECK_EQ("KVX_LAYOUT_INIT.dtype", layout.dtype, 0);
     CHECK_EQ("KVX_LAYOUT_INIT.plane[1].scale.reserved[1]", layout.plane[1].scale.reserved[1], 0);
     CHECK_EQ("KVX_LAYOUT_INIT.reserved[7]", layout.reserved[7], 0);
+  }
+  {
+    kvx_manager_config_t config = KVX_MANAGER_CONFIG_INIT;
+    kvx_seq_params_t params = KVX_SEQ_PARAMS_INIT;
+    kvx_block_table_export_t table = KVX_BLOCK_TABLE_EXPORT_INIT;
+    CHECK_EQ("KVX_MANAGER_CONFIG_INIT.memory", config.memory, KVX_POOL_MEMORY_NONE);
+    CHECK_EQ("KVX_MANAGER_CONFIG_INIT.eviction", config.eviction, KVX_EVICTION_LRU);
+    CHECK_EQ("KVX_MANAGER_CONFIG_INIT.clock == NULL", config.clock == NULL, 1);
+    CHECK_EQ("KVX_SEQ_PARAMS_INIT.priority", params.priority, 35);
+    CHECK_EQ("KVX_BLOCK_TABLE_EXPORT_INIT.kind", table.kind, KVX_PAGE_TABLE_DENSE);
   }
   {
     kvx_raw_copy_args_t args = KVX_RAW_COPY_ARGS_INIT;
@@ -468,6 +602,7 @@ int main(void) {
   check_lp64();
   check_layout_structs();
   check_ops_structs();
+  check_manager_structs();
   check_transfer_structs();
   check_enums();
   check_initializers();
