@@ -4,6 +4,7 @@
 #include <thread>
 
 #include "core/status.hpp"
+#include "layout/layout.hpp"
 
 namespace kvx::ops {
 
@@ -26,8 +27,9 @@ kvx_status_t resolve_exec(const kvx_exec_t* exec, kvx_memory_t data_memory, Exec
     KVX_TRY(check_struct_header(exec->struct_size, exec->version, sizeof(kvx_exec_t), "exec"));
     for (uint64_t r : exec->reserved)
       if (r != 0) return fail(KVX_ERR_INVALID_ARGUMENT, "exec.reserved: must be zero");
-    if (exec->backend < KVX_BACKEND_AUTO || exec->backend > KVX_BACKEND_CUDA)
-      return fail(KVX_ERR_INVALID_ARGUMENT, "exec.backend: unknown value {}", static_cast<int>(exec->backend));
+    // A C caller may store any int in an enum field: read it as an int first.
+    if (raw_enum(exec->backend) < KVX_BACKEND_AUTO || raw_enum(exec->backend) > KVX_BACKEND_CUDA)
+      return fail(KVX_ERR_INVALID_ARGUMENT, "exec.backend: unknown value {}", raw_enum(exec->backend));
     if (exec->num_threads < 0)
       return fail(KVX_ERR_INVALID_ARGUMENT, "exec.num_threads: {} < 0", exec->num_threads);
     if (exec->workspace_bytes > 0 && exec->workspace == nullptr)

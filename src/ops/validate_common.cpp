@@ -57,15 +57,15 @@ kvx_status_t check_dim(int64_t value, int64_t expected, const char* name, const 
 
 kvx_status_t check_tensor(const kvx_tensor_t& t, const TensorSpec& spec, const char* name) {
   KVX_TRY(check_reserved(t.reserved, 2, fmt::format("{}.reserved", name).c_str()));
-  if (!dtype_valid(t.dtype))
-    return fail(KVX_ERR_INVALID_ARGUMENT, "{}.dtype: unknown value {}", name, static_cast<int>(t.dtype));
+  if (raw_enum(t.dtype) < KVX_DTYPE_F32 || raw_enum(t.dtype) > KVX_DTYPE_INT4)
+    return fail(KVX_ERR_INVALID_ARGUMENT, "{}.dtype: unknown value {}", name, raw_enum(t.dtype));
   if (spec.f32_only && t.dtype != KVX_DTYPE_F32)
     return fail(KVX_ERR_INVALID_ARGUMENT, "{}.dtype: {} (must be f32)", name, dtype_name(t.dtype));
   if (!dtype_is_float16_32(t.dtype))
     return fail(KVX_ERR_UNSUPPORTED, "{}.dtype: {} tensors are not supported (f32, f16 or bf16)", name,
                 dtype_name(t.dtype));
-  if (t.memory < KVX_MEMORY_HOST || t.memory > KVX_MEMORY_CUDA_MANAGED)
-    return fail(KVX_ERR_INVALID_ARGUMENT, "{}.memory: unknown value {}", name, static_cast<int>(t.memory));
+  if (raw_enum(t.memory) < KVX_MEMORY_HOST || raw_enum(t.memory) > KVX_MEMORY_CUDA_MANAGED)
+    return fail(KVX_ERR_INVALID_ARGUMENT, "{}.memory: unknown value {}", name, raw_enum(t.memory));
   KVX_TRY(check_dim(t.num_tokens, spec.num_tokens, name, "num_tokens"));
   KVX_TRY(check_dim(t.num_heads, spec.num_heads, name, "num_heads"));
   KVX_TRY(check_dim(t.head_dim, spec.head_dim, name, "head_dim"));
