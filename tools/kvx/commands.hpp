@@ -13,5 +13,7 @@ void add_info_command(CLI::App& app);        // info.cpp: version, backends, dev
 void add_demo_command(CLI::App& app);        // demo.cpp: one cache in every preset, checked
 // bench_copy.cpp: kvx bench copy (transfers, conversion)
 void add_bench_copy_command(CLI::App& app);
+// bench_decode.cpp: kvx bench decode (attention, append)
+void add_bench_decode_command(CLI::App& app);
 
 }  // namespace kvx::tool

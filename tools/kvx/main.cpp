@@ -15,6 +15,7 @@ int main(int argc, char** argv) {
   kvx::tool::add_info_command(app);
   kvx::tool::add_demo_command(app);
   kvx::tool::add_bench_copy_command(app);
+  kvx::tool::add_bench_decode_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -25,8 +25,8 @@ inline constexpr uint64_t kPlanMagic = 0x6b76785f706c616eull;  // "kvx_plan"
 
 // Knobs of the split heuristic (the defaults are what docs/perf-notes.md measured).
 struct DecodeTuning {
-  int32_t waves = 4;                // aim at this many CTAs per resident CTA slot
-  int64_t min_chunk_tokens = 256;   // a split reads at least this many tokens
+  int32_t waves = 2;                // aim at this many CTAs per resident CTA slot
+  int64_t min_chunk_tokens = 1024;  // a split reads at least this many tokens
   int32_t split_cap = 128;          // splits per sequence at most
 };
 DecodeTuning& decode_tuning();

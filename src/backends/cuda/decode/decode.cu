@@ -2,8 +2,11 @@
 // parameters of split_kv_decode_kernel, instantiated from one bounded list:
 //   storage   f16, bf16
 //   RT        8, 16, 32 lanes per row (head_dim up to 64, 128, 256)
-//   GT        1, 2, 4, 8 query heads per kv head in one CTA
-// A group of more than 8 query heads per kv head runs as several tiles of 8.
+//   GT        1, 2, 4 query heads per kv head in one CTA
+// A group of more than 4 query heads per kv head runs as several tiles of 4
+// in adjacent CTAs: each K/V byte comes from DRAM about once and from L2 for
+// the other tiles. A tile of 8 in one CTA needed 255 registers and ran at a
+// third of the bandwidth (docs/perf-notes.md).
 #include <algorithm>
 #include <atomic>
 
@@ -16,7 +19,7 @@ namespace {
 using decode::kThreads;
 
 int row_threads_for(int64_t head_dim) { return head_dim <= 64 ? 8 : head_dim <= 128 ? 16 : 32; }
-int head_tile_for(int32_t group) { return group <= 1 ? 1 : group <= 2 ? 2 : group <= 4 ? 4 : 8; }
+int head_tile_for(int32_t group) { return group <= 1 ? 1 : group <= 2 ? 2 : 4; }
 
 using KernelFn = void (*)(DecodeLaunch);
 
@@ -25,8 +28,7 @@ KernelFn pick_gt(int gt) {
   switch (gt) {
     case 1: return decode::split_kv_decode_kernel<KV, RT, 1>;
     case 2: return decode::split_kv_decode_kernel<KV, RT, 2>;
-    case 4: return decode::split_kv_decode_kernel<KV, RT, 4>;
-    default: return decode::split_kv_decode_kernel<KV, RT, 8>;
+    default: return decode::split_kv_decode_kernel<KV, RT, 4>;
   }
 }
 template <typename KV>
@@ -47,10 +49,10 @@ int variant_index(Elem dtype, int64_t dk, int64_t dv, int32_t group) {
   const int rt = row_threads_for(std::max(dk, dv));
   const int gt = head_tile_for(group);
   const int rt_i = rt == 8 ? 0 : rt == 16 ? 1 : 2;
-  const int gt_i = gt == 1 ? 0 : gt == 2 ? 1 : gt == 4 ? 2 : 3;
-  return ((dtype == Elem::kF16 ? 0 : 1) * 3 + rt_i) * 4 + gt_i;
+  const int gt_i = gt == 1 ? 0 : gt == 2 ? 1 : 2;
+  return ((dtype == Elem::kF16 ? 0 : 1) * 3 + rt_i) * 3 + gt_i;
 }
-std::atomic<int> g_ctas_per_sm[24];  // 0: not yet asked
+std::atomic<int> g_ctas_per_sm[18];  // 0: not yet asked
 
 }  // namespace
 

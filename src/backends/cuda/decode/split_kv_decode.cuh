@@ -111,10 +111,21 @@ __global__ void __launch_bounds__(kThreads) split_kv_decode_kernel(const __grid_
     for (int e = 0; e < 8; ++e) q[g][e] = live ? load_elem(qrow + e * elem_bytes(a.q.dtype), a.q.dtype) * q_scale : 0.0f;
   }
 
-  const int64_t T = a.table.block_tokens;
-  const int64_t vt_begin = split * s.chunk * T;
-  const int64_t vt_end = min(s.virt_pages, (split + 1) * s.chunk) * T;
-  const int num_tiles = static_cast<int>((vt_end - vt_begin + Tile::kTokens - 1) / Tile::kTokens);
+  // Token arithmetic in 32 bits (positions fit: seq_lens are int32), with a
+  // shift for power-of-two block sizes: 64-bit division per row was the
+  // largest instruction cost of the loop (docs/perf-notes.md).
+  const int32_t T = a.table.block_tokens;
+  const int32_t t_shift = (T & (T - 1)) == 0 ? __ffs(T) - 1 : -1;
+  const int32_t vt_begin = static_cast<int32_t>(split * s.chunk * T);
+  const int32_t vt_end = static_cast<int32_t>(min(s.virt_pages, (split + 1) * s.chunk) * T);
+  const int32_t len = static_cast<int32_t>(s.len), first_visible = static_cast<int32_t>(s.first_visible);
+  const int32_t sink_pages = static_cast<int32_t>(s.sink_pages), window_page = static_cast<int32_t>(s.window_page);
+  const int32_t sinks = static_cast<int32_t>(min(a.sink_tokens, int64_t{len}));
+  const bool windowed = a.window_left >= 0;
+  const int num_tiles = (vt_end - vt_begin + Tile::kTokens - 1) / Tile::kTokens;
+  // Row origins of this CTA's kv head and 16-byte column.
+  const std::byte* k_origin = a.k.base + kvh * a.k.head_stride + col * 16;
+  const std::byte* v_origin = a.v.base + kvh * a.v.head_stride + col * 16;
 
   // Per-thread row bookkeeping for the tile to be issued next: block ids are
   // loaded one tile before their cp.async so that the page-table read is off
@@ -126,15 +137,15 @@ __global__ void __launch_bounds__(kThreads) split_kv_decode_kernel(const __grid_
     next_bits = 0;
 #pragma unroll
     for (int k = 0; k < kRowsPerThread; ++k) {
-      const int64_t vt = vt_begin + static_cast<int64_t>(t) * Tile::kTokens + grp + k * Tile::kGroups;
-      const int64_t vpage = vt / T;
-      const int64_t off = vt - vpage * T;
-      const int64_t page = vpage < s.sink_pages ? vpage : s.window_page + vpage - s.sink_pages;
-      const int64_t pos = page * T + off;
-      const bool valid = vt < vt_end && pos < s.len;
-      const bool visible = valid && (a.window_left < 0 || pos >= s.first_visible || pos < a.sink_tokens);
+      const int32_t vt = vt_begin + t * Tile::kTokens + grp + k * Tile::kGroups;
+      const int32_t vpage = t_shift >= 0 ? vt >> t_shift : vt / T;
+      const int32_t off = vt - vpage * T;
+      const int32_t page = vpage < sink_pages ? vpage : window_page + vpage - sink_pages;
+      const int32_t pos = page * T + off;
+      const bool valid = vt < vt_end && pos < len;
+      const bool visible = valid && (!windowed || pos >= first_visible || pos < sinks);
       next_block[k] = valid ? static_cast<int32_t>(a.table.block(b, page)) : 0;
-      next_token[k] = static_cast<int32_t>(off);
+      next_token[k] = off;
       next_bits |= (valid ? 1u : 0u) << k;
       next_bits |= (visible ? 1u : 0u) << (4 + k);
     }
@@ -149,8 +160,8 @@ __global__ void __launch_bounds__(kThreads) split_kv_decode_kernel(const __grid_
       for (int k = 0; k < kRowsPerThread; ++k) {
         const int r = grp + k * Tile::kGroups;
         const bool valid = (next_bits >> k) & 1u;
-        const std::byte* krow = a.k.row(next_block[k], next_token[k], kvh) + col * 16;
-        const std::byte* vrow = a.v.row(next_block[k], next_token[k], kvh) + col * 16;
+        const std::byte* krow = k_origin + next_block[k] * a.k.block_stride + next_token[k] * a.k.token_stride;
+        const std::byte* vrow = v_origin + next_block[k] * a.v.block_stride + next_token[k] * a.v.token_stride;
         cp_async16(&kbuf[r * RT + col], valid ? krow : a.k.base, valid && col * 8 < dk ? 16 : 0);
         cp_async16(&vbuf[r * RT + col], valid ? vrow : a.v.base, valid && col * 8 < dv ? 16 : 0);
       }
