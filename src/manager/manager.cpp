@@ -44,6 +44,9 @@ kvx_status_t Manager::create(const kvx_manager_config_t& config, std::unique_ptr
     } else {
       KVX_TRY(create_host_memory(host_bytes, &host_memory));
     }
+    // The tier is committed whole: offloads happen inside commits that
+    // must not fail half-way, and the CUDA tier is pinned whole anyway.
+    KVX_TRY(host_memory->commit(host_bytes));
   }
   std::unique_ptr<Manager> m(new Manager(config));
   m->pool_ = BlockPool(config.num_blocks, bpb, std::move(device_memory));
