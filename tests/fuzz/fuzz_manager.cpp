@@ -3,6 +3,7 @@
 // every call, and a call refused for lack of blocks must change nothing.
 // The same entry runs the checked-in corpus in ordinary builds
 // (fuzz_replay_main.cpp).
+#include <algorithm>
 #include <cstdint>
 #include <cstdlib>
 #include <cstdio>
@@ -165,10 +166,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         t.kind = (a & 1) ? KVX_PAGE_TABLE_CSR : KVX_PAGE_TABLE_DENSE;
         t.seq_ids = ids.data();
         t.num_seqs = static_cast<int64_t>(ids.size());
-        std::vector<int32_t> table(static_cast<size_t>(c.num_blocks) * (ids.size() + 1) + 1);
+        // Buffers as a caller sizes them: from the size query.
+        st = kvx_manager_block_table(m, &t);
+        if (st != KVX_OK) break;
+        const int64_t stride = (a >> 8) % 8;
+        std::vector<int32_t> table(static_cast<size_t>(t.num_seqs * std::max(stride, t.max_blocks) + t.nnz + 1));
         std::vector<int32_t> lens(ids.size() + 1), indptr(ids.size() + 1);
         t.block_table = t.indices = table.data();
-        t.block_table_stride = (a >> 8) % 8;
+        t.block_table_stride = stride;
         t.indices_capacity = static_cast<int64_t>(table.size());
         t.seq_lens = t.last_page_len = lens.data();
         t.indptr = indptr.data();
