@@ -399,6 +399,73 @@ std::unique_ptr<Cache> make_cache(kvx_preset_t preset, const Workload& w, Place 
   return cache;
 }
 
+// A copy of a cache in host memory (same descriptor), for an op that the
+// primary backend does not serve.
+std::unique_ptr<Cache> host_copy(const Cache& c) {
+  auto h = std::make_unique<Cache>();
+  h->preset = c.preset;
+  h->layout = c.layout;
+  h->layout.memory = KVX_MEMORY_HOST;
+  h->layout.device_id = 0;
+  h->bytes = c.bytes;
+  for (const Buffer& b : c.bases) {
+    h->bases.emplace_back(Place::kHost, b.bytes());
+    b.download(h->bases.back().data(), b.bytes());
+    h->ptrs.push_back(h->bases.back().data());
+  }
+  if (h->layout.base_kind == KVX_BASE_STRIDED) {
+    h->layout.base = h->ptrs[0];
+  } else {
+    h->layout.ptrs = h->ptrs.data();
+  }
+  return h;
+}
+
+void copy_back(const Cache& host, Cache& c) {
+  for (size_t i = 0; i < c.bases.size(); ++i) {
+    c.bases[i].upload(host.bases[i].data(), host.bases[i].bytes());
+  }
+}
+
+// The backends an op may run on: the primary one (CUDA with a device, else
+// the CPU) and, for an op that the primary does not serve yet, the CPU
+// backend over host copies, so that the demo runs whole on any build.
+struct Runner {
+  Place place = Place::kHost;
+  const PlacedInputs* in = nullptr;
+  const PlacedInputs* host_in = nullptr;
+  kvx_exec_t exec = KVX_EXEC_INIT;
+  kvx_exec_t host_exec = KVX_EXEC_INIT;
+  std::vector<std::string>* fallbacks = nullptr;  // why ops ran on the CPU instead
+
+  // True when the primary backend answered KVX_ERR_UNSUPPORTED and the CPU
+  // can take over; any other failure is rethrown.
+  bool falls_back(const KvxError& e) const {
+    if (e.status() != KVX_ERR_UNSUPPORTED || place == Place::kHost) return false;
+    if (std::find(fallbacks->begin(), fallbacks->end(), e.what()) == fallbacks->end()) {
+      fallbacks->push_back(e.what());
+    }
+    return true;
+  }
+
+  // Runs op(cache, inputs, exec) on the primary backend or, where it is not
+  // served there, on the CPU over a host copy of `cache`, copied back when the
+  // op writes the cache. Returns where it ran.
+  template <typename Op>
+  Place run(Cache& cache, bool writes, Op&& op) const {
+    try {
+      op(cache, *in, exec);
+      return place;
+    } catch (const KvxError& e) {
+      if (!falls_back(e)) throw;
+    }
+    const std::unique_ptr<Cache> host = host_copy(cache);
+    op(*host, *host_in, host_exec);
+    if (writes) copy_back(*host, cache);
+    return Place::kHost;
+  }
+};
+
 // Writes every layer's K/V the way an engine does: the prompt by slot mapping,
 // then one decode step (the last token of each sequence) by page table and
 // position.
@@ -580,6 +647,10 @@ struct Row {
   double vs_source = -1.0;  // < 0: this row is the source
   double convert_ms = -1.0, decode_ms = 0.0, prefill_ms = 0.0;
   AttentionResults decode, prefill;
+  // Where each op ran: the primary backend, or the CPU as a fallback.
+  Place primary = Place::kHost;
+  Place append_on = Place::kHost, convert_on = Place::kHost, gather_on = Place::kHost;
+  Place decode_on = Place::kHost, prefill_on = Place::kHost;
 };
 
 void fail_row(Row& row, const std::string& why) {
@@ -590,15 +661,25 @@ void fail_row(Row& row, const std::string& why) {
 // Appends or converts into `cache`, then checks it: the round trip of the K/V
 // bytes, decode and prefill against the float64 reference and, when given,
 // against the source preset's results.
-void evaluate(Row& row, const Cache& cache, const Workload& w, const PlacedInputs& in,
-              const kvx_exec_t& exec, const DemoOptions& o, const Row* source) {
+void evaluate(Row& row, Cache& cache, const Workload& w, const Runner& runner, const DemoOptions& o,
+              const Row* source) {
   const double bound = error_bound(w.dtype);
   row.bytes = cache.bytes;
-  row.kv_exact = gather_matches(cache, w, in, exec);
+  row.primary = runner.place;
+  row.gather_on =
+      runner.run(cache, false, [&](Cache& c, const PlacedInputs& in, const kvx_exec_t& e) {
+        row.kv_exact = gather_matches(c, w, in, e);
+      });
   if (!row.kv_exact) fail_row(row, "gathered K/V differ from the appended bytes");
 
-  row.decode = run_attention(cache, w, in, exec, o, false);
-  row.prefill = run_attention(cache, w, in, exec, o, true);
+  row.decode_on =
+      runner.run(cache, false, [&](Cache& c, const PlacedInputs& in, const kvx_exec_t& e) {
+        row.decode = run_attention(c, w, in, e, o, false);
+      });
+  row.prefill_on =
+      runner.run(cache, false, [&](Cache& c, const PlacedInputs& in, const kvx_exec_t& e) {
+        row.prefill = run_attention(c, w, in, e, o, true);
+      });
   row.decode_ms = row.decode.seconds * 1e3;
   row.prefill_ms = row.prefill.seconds * 1e3;
   row.decode_err = relative_error(row.decode.out, reference_outputs(w.ref_decode, false));
@@ -623,19 +704,33 @@ void evaluate(Row& row, const Cache& cache, const Workload& w, const PlacedInput
   }
 }
 
-void convert_into(const Cache& dst, const Cache& src, const PlacedInputs& in,
-                  const kvx_exec_t& exec, Row& row, int64_t num_blocks) {
-  kvx_convert_args_t a = KVX_CONVERT_ARGS_INIT;
-  a.src = &src.layout;
-  a.dst = &dst.layout;
-  a.src_blocks = static_cast<const int32_t*>(in.used_blocks.data());
-  a.dst_blocks = static_cast<const int32_t*>(in.used_blocks.data());
-  a.num_blocks = num_blocks;
-  const auto t0 = std::chrono::steady_clock::now();
-  check(kvx_convert_blocks(&a, &exec), "kvx_convert_blocks");
-  synchronize(in.place);
-  row.convert_ms =
-      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+// Copies every used block of `src` into `dst` (the same block ids).
+void convert_into(Cache& dst, const Cache& src, const Runner& runner, Row& row,
+                  int64_t num_blocks) {
+  auto convert = [&](const Cache& d, const Cache& s, const PlacedInputs& in, const kvx_exec_t& e) {
+    kvx_convert_args_t a = KVX_CONVERT_ARGS_INIT;
+    a.src = &s.layout;
+    a.dst = &d.layout;
+    a.src_blocks = static_cast<const int32_t*>(in.used_blocks.data());
+    a.dst_blocks = static_cast<const int32_t*>(in.used_blocks.data());
+    a.num_blocks = num_blocks;
+    const auto t0 = std::chrono::steady_clock::now();
+    check(kvx_convert_blocks(&a, &e), "kvx_convert_blocks");
+    synchronize(in.place);
+    row.convert_ms =
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  };
+  try {
+    convert(dst, src, *runner.in, runner.exec);
+    row.convert_on = runner.place;
+    return;
+  } catch (const KvxError& e) {
+    if (!runner.falls_back(e)) throw;
+  }
+  const std::unique_ptr<Cache> host_src = host_copy(src), host_dst = host_copy(dst);
+  convert(*host_dst, *host_src, *runner.host_in, runner.host_exec);
+  copy_back(*host_dst, dst);
+  row.convert_on = Place::kHost;
 }
 
 std::string format_bytes(uint64_t b) {
@@ -657,13 +752,18 @@ void print_table(const std::vector<Row>& rows) {
       fmt::print("{:<26} FAILED: {}\n", r.name, r.note);
       continue;
     }
-    const std::string convert = r.convert_ms < 0 ? "-" : fmt::format("{:.2f}", r.convert_ms);
+    // '*': ran on the CPU backend because the primary one does not serve it.
+    auto mark = [&](Place on) { return on != r.primary ? "*" : ""; };
+    const std::string convert =
+        r.convert_ms < 0 ? "-" : fmt::format("{:.2f}{}", r.convert_ms, mark(r.convert_on));
     const std::string vs = r.vs_source < 0.0    ? "(source)"
                            : r.vs_source == 0.0 ? "0 (exact)"
                                                 : fmt::format("{:.2e}", r.vs_source);
-    fmt::print("{:<26} {:>11} {:>7} {:>11.2e} {:>11.2e} {:>11} {:>10} {:>10.3f} {:>10.3f}{}\n",
-               r.name, format_bytes(r.bytes), r.kv_exact ? "exact" : "DIFF", r.decode_err,
-               r.prefill_err, vs, convert, r.decode_ms, r.prefill_ms,
+    fmt::print("{:<26} {:>11} {:>7} {:>11.2e} {:>11.2e} {:>11} {:>10} {:>10} {:>10}{}\n", r.name,
+               format_bytes(r.bytes),
+               fmt::format("{}{}", r.kv_exact ? "exact" : "DIFF", mark(r.gather_on)), r.decode_err,
+               r.prefill_err, vs, convert, fmt::format("{:.3f}{}", r.decode_ms, mark(r.decode_on)),
+               fmt::format("{:.3f}{}", r.prefill_ms, mark(r.prefill_on)),
                r.ok ? "" : "  FAILED: " + r.note);
   }
 }
@@ -687,9 +787,18 @@ Place choose_place(const std::string& backend) {
 
 // Runs every preset on one backend; the source preset is rows[0].
 std::vector<Row> run_presets(const Workload& w, Place place, kvx_preset_t source_preset,
-                             const DemoOptions& o, bool all_presets) {
+                             const DemoOptions& o, bool all_presets,
+                             std::vector<std::string>* fallbacks) {
   const PlacedInputs in(w, place);
-  const kvx_exec_t exec = exec_for(place, o.threads);
+  std::unique_ptr<PlacedInputs> host_in;
+  if (place != Place::kHost) host_in = std::make_unique<PlacedInputs>(w, Place::kHost);
+  Runner runner;
+  runner.place = place;
+  runner.in = &in;
+  runner.host_in = host_in ? host_in.get() : &in;
+  runner.exec = exec_for(place, o.threads);
+  runner.host_exec = exec_for(Place::kHost, o.threads);
+  runner.fallbacks = fallbacks;
   std::vector<Row> rows;
   std::string why;
   const std::unique_ptr<Cache> source = make_cache(source_preset, w, place, &why);
@@ -698,8 +807,10 @@ std::vector<Row> run_presets(const Workload& w, Place place, kvx_preset_t source
     throw std::runtime_error(fmt::format("--preset {}: cannot hold this geometry: {}",
                                          kvx_preset_name(source_preset), why));
   }
-  append_tokens(*source, w, in, exec);
-  evaluate(src_row, *source, w, in, exec, o, nullptr);
+  src_row.append_on = runner.run(
+      *source, true,
+      [&](Cache& c, const PlacedInputs& pin, const kvx_exec_t& e) { append_tokens(c, w, pin, e); });
+  evaluate(src_row, *source, w, runner, o, nullptr);
   rows.push_back(std::move(src_row));
   if (!all_presets) return rows;
 
@@ -713,8 +824,8 @@ std::vector<Row> run_presets(const Workload& w, Place place, kvx_preset_t source
         row.skipped = true;
         row.note = why;
       } else {
-        convert_into(*cache, *source, in, exec, row, static_cast<int64_t>(w.used_blocks.size()));
-        evaluate(row, *cache, w, in, exec, o, &rows[0]);
+        convert_into(*cache, *source, runner, row, static_cast<int64_t>(w.used_blocks.size()));
+        evaluate(row, *cache, w, runner, o, &rows[0]);
       }
     } catch (const KvxError& e) {
       // A backend may leave a layout unserved (KVX_ERR_UNSUPPORTED): a gap to
@@ -766,10 +877,11 @@ void run_demo(const DemoOptions& o) {
   }
   fmt::print("\n");
 
-  std::vector<Row> rows = run_presets(w, place, source_preset, o, true);
+  std::vector<std::string> fallbacks;
+  std::vector<Row> rows = run_presets(w, place, source_preset, o, true, &fallbacks);
   if (place == Place::kDevice) {
     // The CPU reference backend on the same data, compared with the GPU's results.
-    std::vector<Row> cpu = run_presets(w, Place::kHost, source_preset, o, false);
+    std::vector<Row> cpu = run_presets(w, Place::kHost, source_preset, o, false, &fallbacks);
     Row& r = cpu[0];
     r.vs_source = std::max(relative_error(r.decode.out, rows[0].decode.out),
                            relative_error(r.prefill.out, rows[0].prefill.out));
@@ -779,6 +891,13 @@ void run_demo(const DemoOptions& o) {
     rows.push_back(std::move(r));
   }
   print_table(rows);
+  if (rows[0].append_on != place) {
+    fmt::print("\nK/V appended on the CPU backend (a host copy of the cache, copied back)\n");
+  }
+  for (const std::string& why : fallbacks) {
+    fmt::print("* ran on the CPU backend over a host copy of the cache; the {} backend said: {}\n",
+               place_name(place), why);
+  }
 
   int failed = 0, passed = 0, skipped = 0;
   for (const Row& r : rows) (r.skipped ? skipped : r.ok ? passed : failed)++;

@@ -21,6 +21,7 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   } catch (const std::exception& e) {
+    std::fflush(stdout);  // what the command printed comes before its error
     std::fprintf(stderr, "kvx: error: %s\n", e.what());
     return 1;
   }
