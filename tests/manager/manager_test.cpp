@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <cstring>
+#include <ostream>
 #include <string>
 #include <vector>
 
@@ -381,6 +382,9 @@ struct EvictionCase {
   kvx_eviction_policy_t policy;
   const char* expect_survivor;  // "A" or "B": whose chain keeps all three blocks
 };
+
+// Names the case in test lists (ctest shows parameter values).
+void PrintTo(const EvictionCase& c, std::ostream* os) { *os << "policy=" << static_cast<int>(c.policy); }
 
 class ManagerEviction : public ::testing::TestWithParam<EvictionCase> {};
 
