@@ -293,8 +293,9 @@ KVX_API kvx_status_t kvx_seq_length(kvx_manager_t manager, kvx_seq_id_t seq, int
 KVX_API kvx_status_t kvx_manager_block_table(kvx_manager_t manager, kvx_block_table_export_t* table);
 
 /* The longest cached prefix of `tokens` for sequences created with `params`
- * (may be null), without changing anything but the hit metrics: *out_tokens
- * (device and host tier) and *out_device_tokens (device only; may be null).
+ * (may be null), as kvx_seq_create would match it, changing nothing (metrics
+ * included): *out_tokens (device and host tier) and *out_device_tokens
+ * (device only; may be null).
  * Returns KVX_OK, KVX_ERR_INVALID_ARGUMENT, KVX_ERR_VERSION_MISMATCH. */
 KVX_API kvx_status_t kvx_manager_match_prefix(kvx_manager_t manager, const kvx_seq_params_t* params,
                                               const int32_t* tokens, int64_t num_tokens,
@@ -335,8 +336,9 @@ KVX_API kvx_status_t kvx_manager_unpin(kvx_manager_t manager, const kvx_seq_para
 
 /* Empties the prefix cache (after a weight update): unreferenced cached
  * blocks become free (pins dropped), blocks still held stop being published,
- * the host tier is emptied, pending work is dropped. Sequences and prefix
- * handles keep their blocks. Returns KVX_OK, KVX_ERR_INVALID_ARGUMENT. */
+ * the host tier is emptied. Sequences and prefix handles keep their blocks,
+ * and pending work is kept (it feeds them). Returns KVX_OK,
+ * KVX_ERR_INVALID_ARGUMENT. */
 KVX_API kvx_status_t kvx_manager_reset(kvx_manager_t manager);
 
 /* Releases the physical memory of free blocks at the top of the used range.
