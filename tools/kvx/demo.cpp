@@ -20,6 +20,7 @@
 #include <fmt/format.h>
 
 #include "commands.hpp"
+#include "demo_chat.hpp"
 #include "device.hpp"
 #include "kvx/kvx.h"
 #include "numeric.hpp"
@@ -29,6 +30,7 @@ namespace kvx::tool {
 namespace {
 
 struct DemoOptions {
+  std::string scenario = "layouts";
   std::string preset = "vllm_flash_nhd";
   std::string dtype = "bf16";
   std::string backend = "auto";
@@ -918,6 +920,11 @@ void add_demo_command(CLI::App& app) {
   auto o = std::make_shared<DemoOptions>();
   CLI::App* demo = app.add_subcommand(
       "demo", "Build a cache in one preset, convert it to every other, check attention everywhere");
+  demo->add_option("--scenario", o->scenario,
+                   "layouts: one cache in every preset; chat: the block manager under a "
+                   "multi-user chat workload, per eviction policy")
+      ->check(CLI::IsMember({"layouts", "chat"}))
+      ->capture_default_str();
   demo->add_option("--preset", o->preset, "Source preset (names: kvx info)")->capture_default_str();
   demo->add_option("--dtype", o->dtype, "Storage dtype: f32, f16 or bf16")->capture_default_str();
   demo->add_option("--backend", o->backend, "auto (CUDA when a device is present), cpu or cuda")
@@ -966,7 +973,17 @@ void add_demo_command(CLI::App& app) {
                    "Timed runs of each op over all layers (the median is shown)")
       ->check(CLI::Range(1, 1000))
       ->capture_default_str();
-  demo->callback([o] { run_demo(*o); });
+  demo->callback([o, demo] {
+    if (o->scenario == "chat") {
+      // The block manager under a multi-user chat workload (demo_chat.cpp).
+      ChatOptions chat;
+      if (demo->get_option("--seed")->count() > 0) chat.seed = o->seed;
+      const int rc = run_chat_scenario(chat);
+      if (rc != 0) throw CLI::RuntimeError(rc);
+      return;
+    }
+    run_demo(*o);
+  });
 }
 
 }  // namespace kvx::tool
