@@ -327,10 +327,10 @@ KVX_API kvx_status_t kvx_manager_pin(kvx_manager_t manager, const kvx_seq_params
                                      const int32_t* tokens, int64_t num_tokens,
                                      int64_t* out_pinned_tokens);
 
-/* Removes one pin from each block of the whole blocks of `tokens`. Returns
- * KVX_OK, KVX_ERR_INVALID_ARGUMENT, KVX_ERR_VERSION_MISMATCH,
- * KVX_ERR_NOT_FOUND (a block of the prefix is not cached and pinned: nothing
- * was unpinned). */
+/* Undoes one kvx_manager_pin: `tokens` must be the first *out_pinned_tokens
+ * tokens that pin reported (the same chain of whole blocks). Returns KVX_OK,
+ * KVX_ERR_INVALID_ARGUMENT, KVX_ERR_VERSION_MISMATCH, KVX_ERR_NOT_FOUND (no
+ * pin covers exactly these blocks: nothing was unpinned). */
 KVX_API kvx_status_t kvx_manager_unpin(kvx_manager_t manager, const kvx_seq_params_t* params,
                                        const int32_t* tokens, int64_t num_tokens);
 

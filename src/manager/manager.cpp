@@ -845,6 +845,10 @@ void Manager::pin(const SeqParams& params, std::span<const int32_t> tokens, int6
       }
     }
   }
+  // Pins are recorded by chain (the hash of its last block), and unpin takes
+  // a recorded chain whole: so a parent always has at least its children's
+  // pins, and every unpinned cached block stays reachable by eviction.
+  if (!hits_.empty()) ++pin_chains_[hashes_[hits_.size() - 1]];
   if (out_pinned_tokens != nullptr) *out_pinned_tokens = static_cast<int64_t>(hits_.size()) * block_tokens_;
 }
 
@@ -854,9 +858,13 @@ kvx_status_t Manager::unpin(const SeqParams& params, std::span<const int32_t> to
   if (static_cast<int64_t>(hits_.size()) < nb) {
     return fail(KVX_ERR_NOT_FOUND, "tokens: block {} of the prefix is not in the device cache", hits_.size());
   }
-  for (int64_t i = 0; i < nb; ++i) {
-    if (blocks_[hits_[i]].pins == 0) return fail(KVX_ERR_NOT_FOUND, "tokens: block {} of the prefix is not pinned", i);
+  if (nb == 0) return KVX_OK;
+  const auto chain = pin_chains_.find(hashes_[nb - 1]);
+  if (chain == pin_chains_.end()) {
+    return fail(KVX_ERR_NOT_FOUND, "tokens: no pin covers exactly these {} blocks (pass the tokens that "
+                "kvx_manager_pin reported)", nb);
   }
+  if (--chain->second == 0) pin_chains_.erase(chain);
   // Children first, so that a parent becomes evictable only after them.
   for (int64_t i = nb - 1; i >= 0; --i) {
     const int32_t b = hits_[i];
@@ -899,6 +907,7 @@ void Manager::reset() {
   }
   evicted_at_.clear();
   evicted_order_.clear();
+  pin_chains_.clear();
 }
 
 kvx_status_t Manager::trim(uint64_t* out_released_bytes) {

@@ -206,6 +206,7 @@ class Manager {
   int64_t host_used_ = 0;
   std::unique_ptr<PhysicalMemory> host_memory_;
 
+  std::unordered_map<Hash128, int64_t, Hash128Hasher> pin_chains_;  // pinned chains by last block hash
   std::deque<kvx_copy_t> work_;
   std::unordered_map<Hash128, uint64_t, Hash128Hasher> evicted_at_;
   std::deque<std::pair<Hash128, uint64_t>> evicted_order_;

@@ -439,6 +439,12 @@ TEST(ManagerEvictionPins, PinnedBlocksAreNeverEvicted) {
   EXPECT_EQ(kvx_seq_create(m, nullptr, big.data(), 6, slots, &id, nullptr), KVX_ERR_OUT_OF_BLOCKS);
   EXPECT_NE(std::string(kvx_last_error()).find("needs 3 blocks"), std::string::npos) << kvx_last_error();
   EXPECT_EQ(fingerprint(m, {}), before);
+  // A pin is undone whole: a shorter or longer chain is not that pin.
+  EXPECT_EQ(kvx_manager_unpin(m, nullptr, system.data(), 2), KVX_ERR_NOT_FOUND);
+  ASSERT_EQ(kvx_manager_pin(m, nullptr, system.data(), 2, &pinned), KVX_OK);
+  ASSERT_EQ(kvx_manager_unpin(m, nullptr, system.data(), 2), KVX_OK);
+  EXPECT_EQ(kvx_manager_unpin(m, nullptr, system.data(), 2), KVX_ERR_NOT_FOUND);
+  EXPECT_EQ(metrics_of(m).blocks_pinned, 2);
   ASSERT_EQ(kvx_manager_unpin(m, nullptr, system.data(), 4), KVX_OK);
   EXPECT_EQ(kvx_manager_unpin(m, nullptr, system.data(), 4), KVX_ERR_NOT_FOUND);
   EXPECT_EQ(kvx_seq_create(m, nullptr, big.data(), 6, slots, &id, nullptr), KVX_OK);
