@@ -8,22 +8,11 @@
 #include <cstring>
 #include <vector>
 
+#include "core/abi.hpp"
 #include "kvx/layout.h"
 #include "kvx/ops.h"
 
 namespace kvx {
-
-// The integer a C caller stored in an enum field or argument. C lets an enum
-// object hold any int, but a C++ load of a value outside the enumeration's
-// range is undefined behaviour, so validation reads caller enums through this
-// (a byte copy, no enum load) before it trusts them.
-template <typename Enum>
-int32_t raw_enum(const Enum& e) {
-  static_assert(sizeof(Enum) == sizeof(int32_t), "ABI enums are 32 bits");
-  int32_t v;
-  std::memcpy(&v, &e, sizeof v);
-  return v;
-}
 
 // Byte offset of element `dim` of a head row within a plane. For INT4 the
 // offset is of the byte that holds the element (low nibble for even dims).
@@ -107,13 +96,6 @@ const char* preset_name(kvx_preset_t preset);
 // (a null argument) or KVX_ERR_NOT_FOUND.
 kvx_status_t preset_from_name(const char* name, kvx_preset_t* out);
 
-// Checks the leading struct_size/version of an ABI struct that layouts own
-// (kvx_layout_t, kvx_preset_params_t, kvx_page_table_t): the size must be
-// exactly `expected_size` and the version of this major, not newer than the
-// library. Returns KVX_OK or KVX_ERR_VERSION_MISMATCH naming "<name>.struct_size"
-// or "<name>.version".
-kvx_status_t check_abi_header(uint32_t struct_size, uint32_t version, uint32_t expected_size,
-                              const char* name);
 
 // A host view of either page-table form (arrays must be host-readable).
 class PageTableView {

@@ -8,23 +8,12 @@
 
 namespace kvx::ops {
 
-kvx_status_t check_struct_header(uint32_t struct_size, uint32_t version, uint32_t expected_size,
-                                 const char* name) {
-  if (struct_size != expected_size)
-    return fail(KVX_ERR_VERSION_MISMATCH, "{}.struct_size: {} (this library expects {})", name,
-                struct_size, expected_size);
-  if (KVX_VERSION_MAJOR_OF(version) != KVX_VERSION_MAJOR || version > KVX_VERSION)
-    return fail(KVX_ERR_VERSION_MISMATCH, "{}.version: {} is not compatible with library version {}",
-                name, version, KVX_VERSION);
-  return KVX_OK;
-}
-
 kvx_status_t resolve_exec(const kvx_exec_t* exec, kvx_memory_t data_memory, ExecConfig* out) {
   ExecConfig cfg;
   kvx_backend_t backend = KVX_BACKEND_AUTO;
   int threads = 0;
   if (exec != nullptr) {
-    KVX_TRY(check_struct_header(exec->struct_size, exec->version, sizeof(kvx_exec_t), "exec"));
+    KVX_TRY(check_abi_header(exec->struct_size, exec->version, sizeof(kvx_exec_t), "exec"));
     for (uint64_t r : exec->reserved)
       if (r != 0) return fail(KVX_ERR_INVALID_ARGUMENT, "exec.reserved: must be zero");
     // A C caller may store any int in an enum field: read it as an int first.

@@ -2,6 +2,7 @@
 #pragma once
 
 #include "backends/backend.hpp"
+#include "core/abi.hpp"
 #include "kvx/ops.h"
 
 namespace kvx::ops {
@@ -12,9 +13,5 @@ namespace kvx::ops {
 // cannot read device memory; CUDA can read pinned host memory).
 kvx_status_t resolve_exec(const kvx_exec_t* exec, kvx_memory_t data_memory, ExecConfig* out);
 
-// Checks struct_size/version of an args struct: a caller compiled against an
-// older header with a smaller struct, or another major version, is refused.
-kvx_status_t check_struct_header(uint32_t struct_size, uint32_t version, uint32_t expected_size,
-                                 const char* name);
 
 }  // namespace kvx::ops

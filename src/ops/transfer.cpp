@@ -127,7 +127,7 @@ const char* direction_name(kvx_transfer_direction_t d) {
 
 kvx_status_t check_plan(const kvx_transfer_plan_t* plan, const char* name) {
   if (plan == nullptr) return KVX_OK;
-  KVX_TRY(check_struct_header(plan->struct_size, plan->version, sizeof(kvx_transfer_plan_t), name));
+  KVX_TRY(check_abi_header(plan->struct_size, plan->version, sizeof(kvx_transfer_plan_t), name));
   KVX_TRY(check_reserved(plan->reserved, 4, fmt::format("{}.reserved", name).c_str()));
   for (int i = 0; i < KVX_TRANSFER_NUM_DIRECTIONS; ++i)
     if (plan->dma_min_run_bytes[i] < 0)
@@ -137,7 +137,7 @@ kvx_status_t check_plan(const kvx_transfer_plan_t* plan, const char* name) {
 
 kvx_status_t check_report(const kvx_transfer_report_t* report) {
   if (report == nullptr) return KVX_OK;
-  return check_struct_header(report->struct_size, report->version, sizeof(kvx_transfer_report_t), "args.report");
+  return check_abi_header(report->struct_size, report->version, sizeof(kvx_transfer_report_t), "args.report");
 }
 
 void write_report(kvx_transfer_report_t* report, const TransferConfig& cfg, const TransferStats& stats) {
@@ -327,7 +327,7 @@ kvx_status_t check_devices(kvx_memory_t sm, int32_t sdev, kvx_memory_t dm, int32
 
 kvx_status_t transfer_plan_default(kvx_transfer_plan_t* out) {
   if (out == nullptr) return fail(KVX_ERR_INVALID_ARGUMENT, "out: null");
-  KVX_TRY(check_struct_header(out->struct_size, out->version, sizeof(kvx_transfer_plan_t), "out"));
+  KVX_TRY(check_abi_header(out->struct_size, out->version, sizeof(kvx_transfer_plan_t), "out"));
   const uint32_t size = out->struct_size, version = out->version;
   *out = kvx_transfer_plan_t{};
   out->struct_size = size;

@@ -46,7 +46,7 @@ Offload::~Offload() {
 
 kvx_status_t Offload::create(const kvx_offload_config_t* config, std::unique_ptr<Offload>* out) {
   if (config == nullptr) return fail(KVX_ERR_INVALID_ARGUMENT, "config: null");
-  KVX_TRY(check_struct_header(config->struct_size, config->version, sizeof(kvx_offload_config_t), "config"));
+  KVX_TRY(check_abi_header(config->struct_size, config->version, sizeof(kvx_offload_config_t), "config"));
   KVX_TRY(check_reserved(config->reserved, 4, "config.reserved"));
   if (config->reserved0 != 0) return fail(KVX_ERR_INVALID_ARGUMENT, "config.reserved0: must be zero");
   if (config->device == nullptr) return fail(KVX_ERR_INVALID_ARGUMENT, "config.device: null");

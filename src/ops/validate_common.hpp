@@ -43,7 +43,7 @@ kvx_status_t check_reserved(const uint64_t* reserved, int n, const char* name);
 template <typename Args>
 kvx_status_t check_args_header(const Args* args) {
   if (args == nullptr) return fail(KVX_ERR_INVALID_ARGUMENT, "args: null");
-  KVX_TRY(check_struct_header(args->struct_size, args->version, sizeof(Args), "args"));
+  KVX_TRY(check_abi_header(args->struct_size, args->version, sizeof(Args), "args"));
   return check_reserved(args->reserved, static_cast<int>(std::size(args->reserved)), "args.reserved");
 }
 

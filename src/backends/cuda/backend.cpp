@@ -332,7 +332,7 @@ kvx_status_t attention_plan_create(const kvx_attention_args_t* args, const kvx_e
                                    kvx_attention_plan_t** out) {
   if (out == nullptr) return fail(KVX_ERR_INVALID_ARGUMENT, "out: null");
   if (args == nullptr) return fail(KVX_ERR_INVALID_ARGUMENT, "args: null");
-  KVX_TRY(ops::check_struct_header(args->struct_size, args->version, sizeof(kvx_attention_args_t), "args"));
+  KVX_TRY(check_abi_header(args->struct_size, args->version, sizeof(kvx_attention_args_t), "args"));
   if (args->cache == nullptr) return fail(KVX_ERR_INVALID_ARGUMENT, "args.cache: null");
   KVX_TRY(validate_layout(args->cache, "args.cache"));
   const kvx_layout_t& c = *args->cache;

@@ -1,6 +1,7 @@
-// The struct_size/version check of the ABI structs that layouts own.
+#include "core/abi.hpp"
+
 #include "core/status.hpp"
-#include "layout/layout.hpp"
+#include "kvx/version.h"
 
 namespace kvx {
 
