@@ -1,5 +1,6 @@
 // extern "C" shims of the block manager (include/kvx/manager.h): validate
 // every argument here, once, then call the manager, which trusts them.
+#include <cstring>
 #include <span>
 
 #include "capi/guard.hpp"
@@ -23,6 +24,16 @@ kvx_status_t check_reserved(const uint64_t (&reserved)[N], const char* name) {
   return KVX_OK;
 }
 
+// A caller's enum field read as the int it is in C: loading an out-of-range
+// value through the C++ enum type would be undefined behaviour.
+template <typename E>
+int32_t enum_value(const E& field) {
+  static_assert(sizeof(E) == sizeof(int32_t));
+  int32_t v;
+  std::memcpy(&v, &field, sizeof v);
+  return v;
+}
+
 kvx_status_t check_manager(kvx_manager_t m) {
   if (m == nullptr || m->impl == nullptr) return fail(KVX_ERR_INVALID_ARGUMENT, "manager: null");
   return KVX_OK;
@@ -39,12 +50,12 @@ kvx_status_t check_config(const kvx_manager_config_t* c) {
   if (c->block_tokens < 1 || c->block_tokens > 65536) {
     return fail(KVX_ERR_INVALID_ARGUMENT, "config.block_tokens: {} outside [1, 65536]", c->block_tokens);
   }
-  if (c->memory < KVX_POOL_MEMORY_NONE || c->memory > KVX_POOL_MEMORY_CUDA_VMM) {
-    return fail(KVX_ERR_INVALID_ARGUMENT, "config.memory: {} is not a kvx_pool_memory_t", static_cast<int>(c->memory));
+  const int32_t memory = enum_value(c->memory), eviction = enum_value(c->eviction);
+  if (memory < KVX_POOL_MEMORY_NONE || memory > KVX_POOL_MEMORY_CUDA_VMM) {
+    return fail(KVX_ERR_INVALID_ARGUMENT, "config.memory: {} is not a kvx_pool_memory_t", memory);
   }
-  if (c->eviction < KVX_EVICTION_LRU || c->eviction > KVX_EVICTION_HYBRID) {
-    return fail(KVX_ERR_INVALID_ARGUMENT, "config.eviction: {} is not a kvx_eviction_policy_t",
-                static_cast<int>(c->eviction));
+  if (eviction < KVX_EVICTION_LRU || eviction > KVX_EVICTION_HYBRID) {
+    return fail(KVX_ERR_INVALID_ARGUMENT, "config.eviction: {} is not a kvx_eviction_policy_t", eviction);
   }
   if (c->bytes_per_block < 0 || (c->memory != KVX_POOL_MEMORY_NONE && c->bytes_per_block == 0)) {
     return fail(KVX_ERR_INVALID_ARGUMENT, "config.bytes_per_block: {} (must be > 0 with physical memory)",
@@ -197,8 +208,9 @@ KVX_API kvx_status_t kvx_manager_block_table(kvx_manager_t manager, kvx_block_ta
     KVX_TRY(kvx::check_abi_header(t->struct_size, t->version, sizeof(kvx_block_table_export_t), "table"));
     KVX_TRY(check_reserved(t->reserved, "table"));
     if (t->reserved0 != 0) return fail(KVX_ERR_INVALID_ARGUMENT, "table.reserved0: must be zero");
-    if (t->kind != KVX_PAGE_TABLE_DENSE && t->kind != KVX_PAGE_TABLE_CSR) {
-      return fail(KVX_ERR_INVALID_ARGUMENT, "table.kind: {} is not a kvx_page_table_kind_t", static_cast<int>(t->kind));
+    const int32_t kind = enum_value(t->kind);
+    if (kind != KVX_PAGE_TABLE_DENSE && kind != KVX_PAGE_TABLE_CSR) {
+      return fail(KVX_ERR_INVALID_ARGUMENT, "table.kind: {} is not a kvx_page_table_kind_t", kind);
     }
     if (t->num_seqs < 0 || t->num_seqs > INT32_MAX) {
       return fail(KVX_ERR_INVALID_ARGUMENT, "table.num_seqs: {} outside [0, 2^31 - 1]", t->num_seqs);

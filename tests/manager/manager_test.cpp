@@ -79,6 +79,11 @@ TEST(ManagerBadInput, CreateRefusesEachBadField) {
        KVX_ERR_INVALID_ARGUMENT},
       {"config.memory", [](kvx_manager_config_t& c) { c.memory = static_cast<kvx_pool_memory_t>(9); },
        KVX_ERR_INVALID_ARGUMENT},
+      {"config.eviction", [](kvx_manager_config_t& c) {
+         const int32_t negative = -3;  // as a C caller can store it
+         std::memcpy(&c.eviction, &negative, sizeof negative);
+       },
+       KVX_ERR_INVALID_ARGUMENT},
       {"config.bytes_per_block", [](kvx_manager_config_t& c) { c.memory = KVX_POOL_MEMORY_HOST; },
        KVX_ERR_INVALID_ARGUMENT},
       {"config.host_blocks", [](kvx_manager_config_t& c) { c.host_blocks = -1; }, KVX_ERR_INVALID_ARGUMENT},
