@@ -172,7 +172,9 @@ KVX_API kvx_status_t kvx_attention_prefill(const kvx_attention_args_t* args, con
 KVX_API kvx_status_t kvx_attention_prefill_supports(const kvx_attention_args_t* args,
                                                     const kvx_exec_t* exec);
 KVX_API kvx_status_t kvx_merge_states(const kvx_merge_args_t* args, const kvx_exec_t* exec);
+KVX_API kvx_status_t kvx_merge_states_supports(const kvx_merge_args_t* args, const kvx_exec_t* exec);
 KVX_API kvx_status_t kvx_convert_blocks(const kvx_convert_args_t* args, const kvx_exec_t* exec);
+KVX_API kvx_status_t kvx_convert_blocks_supports(const kvx_convert_args_t* args, const kvx_exec_t* exec);
 
 /* Whether a backend is compiled in and usable on this machine (a device is
  * present for CUDA). Returns KVX_OK, KVX_ERR_INVALID_ARGUMENT. */

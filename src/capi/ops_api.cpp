@@ -46,6 +46,10 @@ KVX_API kvx_status_t kvx_attention_prefill_supports(const kvx_attention_args_t* 
 KVX_API kvx_status_t kvx_merge_states(const kvx_merge_args_t* args, const kvx_exec_t* exec) {
   return kvx::capi_guard("kvx_merge_states", [&] { return kvx::ops::merge_states(args, exec); });
 }
+KVX_API kvx_status_t kvx_merge_states_supports(const kvx_merge_args_t* args, const kvx_exec_t* exec) {
+  return kvx::capi_guard("kvx_merge_states_supports",
+                         [&] { return kvx::ops::merge_states_supports(args, exec); });
+}
 
 KVX_API kvx_status_t kvx_backend_available(kvx_backend_t backend, int32_t* out_available) {
   return kvx::capi_guard("kvx_backend_available", [&] {

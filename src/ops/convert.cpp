@@ -163,6 +163,11 @@ kvx_status_t validate(const kvx_convert_args_t* args, const kvx_exec_t* exec, Ex
 
 }  // namespace
 
+kvx_status_t convert_blocks_supports(const kvx_convert_args_t* args, const kvx_exec_t* exec) {
+  ExecConfig cfg;
+  return validate(args, exec, &cfg);
+}
+
 kvx_status_t convert_blocks(const kvx_convert_args_t* args, const kvx_exec_t* exec) {
   ExecConfig cfg;
   KVX_TRY(validate(args, exec, &cfg));

@@ -11,5 +11,7 @@ namespace kvx::ops {
 // the backend. On error nothing is written. The block lists are host arrays
 // for every backend. Called by the extern "C" shim in capi/convert_api.cpp.
 kvx_status_t convert_blocks(const kvx_convert_args_t* args, const kvx_exec_t* exec);
+// Validates and picks the backend only.
+kvx_status_t convert_blocks_supports(const kvx_convert_args_t* args, const kvx_exec_t* exec);
 
 }  // namespace kvx::ops

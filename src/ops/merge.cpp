@@ -32,6 +32,11 @@ kvx_status_t validate(const kvx_merge_args_t* args, const kvx_exec_t* exec, Exec
 
 }  // namespace
 
+kvx_status_t merge_states_supports(const kvx_merge_args_t* args, const kvx_exec_t* exec) {
+  ExecConfig cfg;
+  return validate(args, exec, &cfg);
+}
+
 kvx_status_t merge_states(const kvx_merge_args_t* args, const kvx_exec_t* exec) {
   ExecConfig cfg;
   KVX_TRY(validate(args, exec, &cfg));

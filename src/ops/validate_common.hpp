@@ -25,6 +25,7 @@ kvx_status_t attention(const kvx_attention_args_t* args, AttentionMode mode, con
 kvx_status_t attention_supports(const kvx_attention_args_t* args, AttentionMode mode,
                                 const kvx_exec_t* exec);
 kvx_status_t merge_states(const kvx_merge_args_t* args, const kvx_exec_t* exec);
+kvx_status_t merge_states_supports(const kvx_merge_args_t* args, const kvx_exec_t* exec);
 
 // ---------------------------------------------------------------- helpers --
 

@@ -349,12 +349,14 @@ class MergeBad : public ::testing::Test {
     kvx_merge_args_t a = s.merge_args();
     mutate(a);
     SCOPED_TRACE("MERGE_BAD(" + field + ")");
+    expect_refused(s, [&] { return kvx_merge_states_supports(&a, nullptr); }, nullptr, want, field);
     expect_refused(s, [&] { return kvx_merge_states(&a, nullptr); }, nullptr, want, field);
   }
 };
 
 TEST_F(MergeBad, EachFieldIsChecked) {
   EXPECT_EQ(kvx_merge_states(nullptr, nullptr), KVX_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(kvx_merge_states_supports(nullptr, nullptr), KVX_ERR_INVALID_ARGUMENT);
   refused([](auto& a) { a.version = 0; }, KVX_ERR_VERSION_MISMATCH, "args.version");
   refused([](auto& a) { a.reserved[1] = 1; }, KVX_ERR_INVALID_ARGUMENT, "args.reserved");
   refused([](auto& a) { a.lse_a.dtype = KVX_DTYPE_BF16; }, KVX_ERR_INVALID_ARGUMENT, "args.lse_a.dtype");

@@ -40,6 +40,7 @@ class ConvertErrors : public ::testing::Test {
     const kvx_exec_t saved_exec = exec_;
     const std::vector<int32_t> saved_src_blocks = src_blocks_, saved_dst_blocks = dst_blocks_;
     mutate(*this);
+    EXPECT_EQ(kvx_convert_blocks_supports(&args_, &exec_), want) << kvx_last_error();
     EXPECT_EQ(kvx_convert_blocks(&args_, &exec_), want) << kvx_last_error();
     const std::string message = kvx_last_error();
     EXPECT_EQ(message.rfind(field + ":", 0), 0u)
