@@ -31,7 +31,11 @@ __device__ __forceinline__ bool slot_of(const AppendLaunch& a, int64_t row, int6
 }
 
 // grid.y walks rows; grid.x * blockDim covers (plane, head, unit) of one row,
-// where a unit is a 16-byte vector (kVector) or one element.
+// where a unit is a 16-byte vector (kVector) or one element. The vector path
+// takes kRowsPerCta rows per CTA and issues all their loads before any store,
+// so each thread keeps kRowsPerCta x 16 bytes in flight (docs/perf-notes.md).
+constexpr int kRowsPerCta = 4;
+
 template <bool kVector>
 __global__ void __launch_bounds__(kThreads) append_kernel(const __grid_constant__ AppendLaunch a, int units_per_row) {
   const int i = blockIdx.x * kThreads + threadIdx.x;
@@ -46,14 +50,31 @@ __global__ void __launch_bounds__(kThreads) append_kernel(const __grid_constant_
   const int src_bytes = elem_bytes(src.dtype);
   const int64_t d0 = kVector ? static_cast<int64_t>(unit) * (16 / cache_bytes) : unit;
   if (d0 >= p.head_dim) return;
-  for (int64_t row = blockIdx.y; row < a.num_rows; row += gridDim.y) {
-    int64_t block, token;
-    if (!slot_of(a, row, &block, &token)) continue;
-    std::byte* dst = p.row(block, token, head) + p.dim_offset(d0);
-    const std::byte* s = src.row(row, head) + d0 * src_bytes;
-    if constexpr (kVector) {
-      *reinterpret_cast<uint4*>(dst) = __ldg(reinterpret_cast<const uint4*>(s));
-    } else {
+  if constexpr (kVector) {
+    for (int64_t first = static_cast<int64_t>(blockIdx.y) * kRowsPerCta; first < a.num_rows;
+         first += static_cast<int64_t>(gridDim.y) * kRowsPerCta) {
+      uint4 v[kRowsPerCta];
+      std::byte* dst[kRowsPerCta];
+#pragma unroll
+      for (int k = 0; k < kRowsPerCta; ++k) {
+        const int64_t row = first + k;
+        int64_t block, token;
+        dst[k] = nullptr;
+        if (row < a.num_rows && slot_of(a, row, &block, &token)) {
+          dst[k] = p.row(block, token, head) + p.dim_offset(d0);
+          v[k] = __ldg(reinterpret_cast<const uint4*>(src.row(row, head) + d0 * src_bytes));
+        }
+      }
+#pragma unroll
+      for (int k = 0; k < kRowsPerCta; ++k)
+        if (dst[k] != nullptr) *reinterpret_cast<uint4*>(dst[k]) = v[k];
+    }
+  } else {
+    for (int64_t row = blockIdx.y; row < a.num_rows; row += gridDim.y) {
+      int64_t block, token;
+      if (!slot_of(a, row, &block, &token)) continue;
+      std::byte* dst = p.row(block, token, head) + p.dim_offset(d0);
+      const std::byte* s = src.row(row, head) + d0 * src_bytes;
       store_elem(dst, a.cache_dtype, load_elem(s, src.dtype));
     }
   }
@@ -66,8 +87,9 @@ cudaError_t launch_append(const AppendLaunch& a, cudaStream_t stream) {
   const int cache_bytes = a.cache_dtype == Elem::kF32 ? 4 : 2;
   const int units = static_cast<int>(a.vectorized ? (max_dim * cache_bytes + 15) / 16 : max_dim);
   const int64_t per_row = a.num_kv * a.num_heads * units;
+  const int64_t row_groups = a.vectorized ? (a.num_rows + kRowsPerCta - 1) / kRowsPerCta : a.num_rows;
   const dim3 grid(static_cast<unsigned>((per_row + kThreads - 1) / kThreads),
-                  static_cast<unsigned>(std::min(a.num_rows, kMaxGridY)));
+                  static_cast<unsigned>(std::max<int64_t>(1, std::min(row_groups, kMaxGridY))));
   if (a.vectorized)
     append_kernel<true><<<grid, kThreads, 0, stream>>>(a, units);
   else

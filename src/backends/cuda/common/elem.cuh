@@ -47,6 +47,30 @@ __device__ __forceinline__ void unpack8(const uint4& v, float (&f)[8], F16Tag) {
   }
 }
 
+// Two floats rounded to one 32-bit word of the storage type (lower index in
+// the low half), as the tensor-core operands want them.
+__device__ __forceinline__ uint32_t pack2(float lo, float hi, BF16Tag) {
+  const __nv_bfloat162 h = __floats2bfloat162_rn(lo, hi);
+  uint32_t w;
+  memcpy(&w, &h, 4);
+  return w;
+}
+__device__ __forceinline__ uint32_t pack2(float lo, float hi, F16Tag) {
+  const __half2 h = __floats2half2_rn(lo, hi);
+  uint32_t w;
+  memcpy(&w, &h, 4);
+  return w;
+}
+
+__device__ __forceinline__ float2 unpack2(uint32_t w, BF16Tag) {
+  return make_float2(__uint_as_float(w << 16), __uint_as_float(w & 0xffff0000u));
+}
+__device__ __forceinline__ float2 unpack2(uint32_t w, F16Tag) {
+  __half2 h;
+  memcpy(&h, &w, 4);
+  return __half22float2(h);
+}
+
 __device__ __forceinline__ float load_elem(const std::byte* p, Elem t) {
   switch (t) {
     case Elem::kF16: return __half2float(*reinterpret_cast<const __half*>(p));

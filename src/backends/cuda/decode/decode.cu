@@ -1,58 +1,76 @@
-// The decode variants and their launcher. Variants are the template
-// parameters of split_kv_decode_kernel, instantiated from one bounded list:
-//   storage   f16, bf16
-//   RT        8, 16, 32 lanes per row (head_dim up to 64, 128, 256)
-//   GT        1, 2, 4 query heads per kv head in one CTA
-// A group of more than 4 query heads per kv head runs as several tiles of 4
-// in adjacent CTAs: each K/V byte comes from DRAM about once and from L2 for
-// the other tiles. A tile of 8 in one CTA needed 255 registers and ran at a
-// third of the bandwidth (docs/perf-notes.md).
+// The decode variants and their launcher.
+//   group 1 (MHA): split_kv_decode_kernel, CUDA cores (at the copy ceiling),
+//     storage f16/bf16 x RT 8, 16, 32 lanes per row (head_dim up to 64, 128, 256).
+//   group >= 2 (GQA): mma_decode_kernel, tensor cores, up to 16 query heads
+//     per CTA (more run as tiles of 16 in adjacent CTAs), storage f16/bf16 x
+//     D 64, 128, 256 (head dims padded up to D).
+// Why the split: docs/perf-notes.md (the CUDA-core kernel is issue-bound as
+// soon as several query heads share a kv head).
 #include <algorithm>
 #include <atomic>
 
+#include "backends/cuda/decode/mma_decode.cuh"
 #include "backends/cuda/decode/split_kv_decode.cuh"
 #include "backends/cuda/launch.hpp"
 
 namespace kvx::cuda {
 namespace {
 
-using decode::kThreads;
-
-int row_threads_for(int64_t head_dim) { return head_dim <= 64 ? 8 : head_dim <= 128 ? 16 : 32; }
-int head_tile_for(int32_t group) { return group <= 1 ? 1 : group <= 2 ? 2 : 4; }
-
 using KernelFn = void (*)(DecodeLaunch);
 
-template <typename KV, int RT>
-KernelFn pick_gt(int gt) {
-  switch (gt) {
-    case 1: return decode::split_kv_decode_kernel<KV, RT, 1>;
-    case 2: return decode::split_kv_decode_kernel<KV, RT, 2>;
-    default: return decode::split_kv_decode_kernel<KV, RT, 4>;
+struct Variant {
+  KernelFn fn = nullptr;
+  int threads = 0;
+  int smem = 0;     // dynamic shared memory bytes
+  int index = 0;    // for the per-variant caches below
+  int head_tile = 1;
+};
+
+int padded_dim(int64_t head_dim) { return head_dim <= 64 ? 64 : head_dim <= 128 ? 128 : 256; }
+int dim_index(int d) { return d == 64 ? 0 : d == 128 ? 1 : 2; }
+
+template <typename KV>
+Variant mha_variant(int d) {
+  Variant v{nullptr, decode::kThreads, 0, 0, 1};
+  switch (d) {
+    case 64: v.fn = decode::split_kv_decode_kernel<KV, 8, 1>; break;
+    case 128: v.fn = decode::split_kv_decode_kernel<KV, 16, 1>; break;
+    default: v.fn = decode::split_kv_decode_kernel<KV, 32, 1>; break;
   }
+  return v;
 }
 template <typename KV>
-KernelFn pick_rt(int rt, int gt) {
-  switch (rt) {
-    case 8: return pick_gt<KV, 8>(gt);
-    case 16: return pick_gt<KV, 16>(gt);
-    default: return pick_gt<KV, 32>(gt);
+Variant mma_variant(int d) {
+  Variant v{nullptr, decode::kMmaThreads, 0, 0, decode::kMmaRows};
+  switch (d) {
+    case 64: v.fn = decode::mma_decode_kernel<KV, 64>, v.smem = decode::MmaShape<64>::kSmemBytes; break;
+    case 128: v.fn = decode::mma_decode_kernel<KV, 128>, v.smem = decode::MmaShape<128>::kSmemBytes; break;
+    default: v.fn = decode::mma_decode_kernel<KV, 256>, v.smem = decode::MmaShape<256>::kSmemBytes; break;
   }
+  return v;
 }
-KernelFn pick_kernel(Elem dtype, int64_t dk, int64_t dv, int32_t group) {
-  const int rt = row_threads_for(std::max(dk, dv));
-  const int gt = head_tile_for(group);
-  return dtype == Elem::kF16 ? pick_rt<F16Tag>(rt, gt) : pick_rt<BF16Tag>(rt, gt);
+
+Variant pick_variant(Elem dtype, int64_t dk, int64_t dv, int32_t group) {
+  const int d = padded_dim(std::max(dk, dv));
+  const bool gqa = group >= 2;
+  Variant v = dtype == Elem::kF16 ? (gqa ? mma_variant<F16Tag>(d) : mha_variant<F16Tag>(d))
+                                  : (gqa ? mma_variant<BF16Tag>(d) : mha_variant<BF16Tag>(d));
+  v.index = ((dtype == Elem::kF16 ? 0 : 1) * 2 + (gqa ? 1 : 0)) * 3 + dim_index(d);
+  return v;
 }
-// A variant's index in the list above, for the occupancy cache.
-int variant_index(Elem dtype, int64_t dk, int64_t dv, int32_t group) {
-  const int rt = row_threads_for(std::max(dk, dv));
-  const int gt = head_tile_for(group);
-  const int rt_i = rt == 8 ? 0 : rt == 16 ? 1 : 2;
-  const int gt_i = gt == 1 ? 0 : gt == 2 ? 1 : 2;
-  return ((dtype == Elem::kF16 ? 0 : 1) * 3 + rt_i) * 3 + gt_i;
+
+constexpr int kVariants = 12;
+std::atomic<int> g_ctas_per_sm[kVariants];  // 0: not yet asked
+std::atomic<bool> g_smem_set[kVariants];
+
+// Opts a variant into its dynamic shared memory (over the 48 KB default) once.
+// A host-side attribute, no stream work: safe during graph capture.
+cudaError_t prepare(const Variant& v) {
+  if (v.smem <= 48 * 1024 || g_smem_set[v.index].load(std::memory_order_acquire)) return cudaSuccess;
+  const cudaError_t e = cudaFuncSetAttribute(v.fn, cudaFuncAttributeMaxDynamicSharedMemorySize, v.smem);
+  if (e == cudaSuccess) g_smem_set[v.index].store(true, std::memory_order_release);
+  return e;
 }
-std::atomic<int> g_ctas_per_sm[18];  // 0: not yet asked
 
 }  // namespace
 
@@ -64,29 +82,30 @@ uint64_t decode_workspace_bytes(int64_t num_seqs, int64_t num_q_heads, int64_t h
 
 cudaError_t decode_variant_info(Elem cache_dtype, int64_t head_dim_k, int64_t head_dim_v, int32_t group,
                                 DecodeVariantInfo* out) {
-  const int gt = head_tile_for(group);
-  out->head_tiles = (group + gt - 1) / gt;
-  const int index = variant_index(cache_dtype, head_dim_k, head_dim_v, group);
-  int ctas = g_ctas_per_sm[index].load(std::memory_order_relaxed);
+  const Variant v = pick_variant(cache_dtype, head_dim_k, head_dim_v, group);
+  out->head_tiles = (group + v.head_tile - 1) / v.head_tile;
+  int ctas = g_ctas_per_sm[v.index].load(std::memory_order_relaxed);
   if (ctas == 0) {
     // Host-side arithmetic of the runtime: no device work, safe during capture.
-    const cudaError_t e = cudaOccupancyMaxActiveBlocksPerMultiprocessor(
-        &ctas, pick_kernel(cache_dtype, head_dim_k, head_dim_v, group), kThreads, 0);
+    cudaError_t e = prepare(v);
+    if (e == cudaSuccess) e = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&ctas, v.fn, v.threads, v.smem);
     if (e != cudaSuccess) return e;
     ctas = std::max(ctas, 1);
-    g_ctas_per_sm[index].store(ctas, std::memory_order_relaxed);
+    g_ctas_per_sm[v.index].store(ctas, std::memory_order_relaxed);
   }
   out->ctas_per_sm = ctas;
   return cudaSuccess;
 }
 
 cudaError_t launch_decode(const DecodeLaunch& a, cudaStream_t stream) {
-  const int gt = head_tile_for(a.group);
-  const int64_t head_tiles = (a.group + gt - 1) / gt;
+  const Variant v = pick_variant(a.cache_dtype, a.k.head_dim, a.v.head_dim, a.group);
+  cudaError_t e = prepare(v);
+  if (e != cudaSuccess) return e;
+  const int64_t head_tiles = (a.group + v.head_tile - 1) / v.head_tile;
   const dim3 grid(static_cast<unsigned>(a.table.num_seqs * a.num_kv_heads * head_tiles),
                   static_cast<unsigned>(a.max_splits));
-  pick_kernel(a.cache_dtype, a.k.head_dim, a.v.head_dim, a.group)<<<grid, kThreads, 0, stream>>>(a);
-  cudaError_t e = cudaGetLastError();
+  v.fn<<<grid, v.threads, v.smem, stream>>>(a);
+  e = cudaGetLastError();
   if (e != cudaSuccess || a.max_splits <= 1) return e;
   const int64_t rows = a.table.num_seqs * a.num_kv_heads * a.group;
   const int warps_per_cta = 4;
