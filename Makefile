@@ -3,12 +3,14 @@
 #   make test   install dependencies, build, run the whole test suite: the
 #               default build's ctest, then the ASan+UBSan build's ctest
 # Variables: PRESET (default; CI uses ci), KVX_CUDA_ARCHS (e.g. 90),
-# JOBS (parallel build jobs, default: the number of cores), DEMO_ARGS.
+# JOBS (parallel build jobs, default: the number of cores), DEMO_ARGS,
+# CMAKE_ARGS (more -D options for the main build, e.g. -DKVX_ENABLE_CUDA=OFF).
 
 PRESET ?= default
 SAN_PRESET ?= asan
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 DEMO_ARGS ?=
+CMAKE_ARGS ?=
 
 # The CUDA toolkit installs nvcc outside PATH; point CMake at it when present.
 ifeq ($(origin CUDACXX),undefined)
@@ -37,7 +39,7 @@ deps:
 	./scripts/install-deps
 
 build: deps
-	cmake --preset $(PRESET) $(CUDA_ARCHS_FLAG)
+	cmake --preset $(PRESET) $(CUDA_ARCHS_FLAG) $(CMAKE_ARGS)
 	cmake --build --preset $(PRESET) -j $(JOBS)
 
 build-san: deps
