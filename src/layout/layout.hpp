@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <functional>
 #include <vector>
 
 #include "core/abi.hpp"
@@ -123,11 +124,16 @@ class PageTableView {
   int64_t block_tokens_;
 };
 
+// Page i of sequence b (of len tokens) is never read by the op: the layout's
+// null block may stand there (a sliding window's released pages, as the block
+// manager exports them). Empty: every page is read.
+using UnreadPage = std::function<bool(int64_t seq, int64_t page, int64_t len)>;
+
 // Validation of a page table against a layout (host arrays: every length and
 // block id is checked; device arrays: only the header). Implemented in
 // layout/page_table.cpp.
 kvx_status_t validate_page_table(const kvx_page_table_t* table, const kvx_layout_t& layout,
-                                 const char* name);
+                                 const char* name, const UnreadPage& unread = {});
 
 // Host copies of a page table in each form, owning their arrays; view()
 // returns a kvx_page_table_t (memory HOST) that points into them and stays

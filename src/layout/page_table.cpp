@@ -20,17 +20,18 @@ bool host_readable(kvx_memory_t m) {
 }
 
 kvx_status_t check_block_id(int64_t id, const kvx_layout_t& layout, const char* name,
-                            const char* array, int64_t i) {
+                            const char* array, int64_t i, bool null_allowed) {
   if (id < 0 || id >= layout.num_blocks)
     return fail(KVX_ERR_INVALID_ARGUMENT, "{}.{}[{}]: block {} not in [0, num_blocks = {})", name,
                 array, i, id, layout.num_blocks);
-  if (id == layout.null_block)
+  if (id == layout.null_block && !null_allowed)
     return fail(KVX_ERR_INVALID_ARGUMENT, "{}.{}[{}]: block {} is the layout's null block", name,
                 array, i, id);
   return KVX_OK;
 }
 
-kvx_status_t check_dense(const kvx_page_table_t& t, const kvx_layout_t& layout, const char* name) {
+kvx_status_t check_dense(const kvx_page_table_t& t, const kvx_layout_t& layout, const char* name,
+                         const UnreadPage& unread) {
   if (t.max_blocks < 0)
     return fail(KVX_ERR_INVALID_ARGUMENT, "{}.max_blocks: {} < 0", name, t.max_blocks);
   if (t.block_table_stride < t.max_blocks)
@@ -57,12 +58,14 @@ kvx_status_t check_dense(const kvx_page_table_t& t, const kvx_layout_t& layout, 
     const int64_t pages = ceil_div(len, layout.block_tokens);
     for (int64_t i = 0; i < pages; ++i)
       KVX_TRY(check_block_id(t.block_table[b * t.block_table_stride + i], layout, name,
-                             "block_table", b * t.block_table_stride + i));
+                             "block_table", b * t.block_table_stride + i,
+                             unread && unread(b, i, len)));
   }
   return KVX_OK;
 }
 
-kvx_status_t check_csr(const kvx_page_table_t& t, const kvx_layout_t& layout, const char* name) {
+kvx_status_t check_csr(const kvx_page_table_t& t, const kvx_layout_t& layout, const char* name,
+                       const UnreadPage& unread) {
   if (t.num_seqs == 0 && t.indptr == nullptr) return KVX_OK;
   if (t.indptr == nullptr)
     return fail(KVX_ERR_INVALID_ARGUMENT, "{}.indptr: null with num_seqs {}", name, t.num_seqs);
@@ -89,15 +92,18 @@ kvx_status_t check_csr(const kvx_page_table_t& t, const kvx_layout_t& layout, co
   const int64_t nnz = t.indptr[t.num_seqs];
   if (nnz > 0 && t.indices == nullptr)
     return fail(KVX_ERR_INVALID_ARGUMENT, "{}.indices: null with indptr[num_seqs] = {}", name, nnz);
-  for (int64_t i = 0; i < nnz; ++i)
-    KVX_TRY(check_block_id(t.indices[i], layout, name, "indices", i));
+  const PageTableView view(t, layout.block_tokens);
+  for (int64_t b = 0; b < t.num_seqs; ++b)
+    for (int64_t i = t.indptr[b]; i < t.indptr[b + 1]; ++i)
+      KVX_TRY(check_block_id(t.indices[i], layout, name, "indices", i,
+                             unread && unread(b, i - t.indptr[b], view.seq_len(b))));
   return KVX_OK;
 }
 
 }  // namespace
 
 kvx_status_t validate_page_table(const kvx_page_table_t* table, const kvx_layout_t& layout,
-                                 const char* name) {
+                                 const char* name, const UnreadPage& unread) {
   if (table == nullptr) return fail(KVX_ERR_INVALID_ARGUMENT, "{}: null", name);
   const kvx_page_table_t& t = *table;
   KVX_TRY(check_abi_header(t.struct_size, t.version, sizeof(kvx_page_table_t), name));
@@ -110,8 +116,8 @@ kvx_status_t validate_page_table(const kvx_page_table_t* table, const kvx_layout
   if (t.num_seqs < 0)
     return fail(KVX_ERR_INVALID_ARGUMENT, "{}.num_seqs: {} < 0", name, t.num_seqs);
   switch (raw_enum(t.kind)) {
-    case KVX_PAGE_TABLE_DENSE: return check_dense(t, layout, name);
-    case KVX_PAGE_TABLE_CSR: return check_csr(t, layout, name);
+    case KVX_PAGE_TABLE_DENSE: return check_dense(t, layout, name, unread);
+    case KVX_PAGE_TABLE_CSR: return check_csr(t, layout, name, unread);
     default:
       return fail(KVX_ERR_INVALID_ARGUMENT, "{}.kind: unknown value {}", name, raw_enum(t.kind));
   }

@@ -49,6 +49,23 @@ kvx_status_t check_query_rows(const kvx_attention_args_t& a, AttentionMode mode,
   return KVX_OK;
 }
 
+// With a window, a page wholly before every query's window and past the sinks
+// is never read: the null block may stand there. The earliest query of
+// sequence b sits at len - n_b (n_b = 1 for decode), so its window starts at
+// len - n_b - window_left. q_indptr is trusted here only to widen what may be
+// null; check_query_rows refuses it afterwards if it is inconsistent.
+UnreadPage unread_pages(const kvx_attention_args_t& a, AttentionMode mode) {
+  if (a.window_left < 0) return {};
+  if (mode == AttentionMode::kPrefill && (a.q_indptr == nullptr || !host_readable(a.page_table->memory)))
+    return {};
+  const int64_t block_tokens = a.cache->block_tokens;
+  return [&a, mode, block_tokens](int64_t b, int64_t page, int64_t len) {
+    const int64_t n = mode == AttentionMode::kDecode ? 1 : int64_t{a.q_indptr[b + 1]} - a.q_indptr[b];
+    const int64_t window_begin = len - n - a.window_left;
+    return page * block_tokens >= a.sink_tokens && (page + 1) * block_tokens <= window_begin;
+  };
+}
+
 kvx_status_t validate(const kvx_attention_args_t* args, AttentionMode mode, const kvx_exec_t* exec,
                       ExecConfig* cfg) {
   KVX_TRY(check_args_header(args));
@@ -59,7 +76,7 @@ kvx_status_t validate(const kvx_attention_args_t* args, AttentionMode mode, cons
     return fail(KVX_ERR_UNSUPPORTED,
                 "args.cache.num_kv: attention over a single-latent cache (num_kv 1) is not part of v1.0");
   if (args->page_table == nullptr) return fail(KVX_ERR_INVALID_ARGUMENT, "args.page_table: null");
-  KVX_TRY(validate_page_table(args->page_table, c, "args.page_table"));
+  KVX_TRY(validate_page_table(args->page_table, c, "args.page_table", unread_pages(*args, mode)));
 
   if (args->causal != 0 && args->causal != 1)
     return fail(KVX_ERR_INVALID_ARGUMENT, "args.causal: {} (must be 0 or 1)", args->causal);
