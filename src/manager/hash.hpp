@@ -25,11 +25,13 @@ struct HashKeys {
   std::vector<kvx_media_hash_t> media;  // sorted by offset
 };
 
-// Serialises and hashes blocks; owns a scratch buffer so that hashing a block
-// allocates nothing once warm.
+// Serialises and hashes blocks. Blocks of usual sizes are serialised on the
+// stack; larger ones (long salts, many media items) in a scratch buffer kept
+// between calls, so that hashing allocates nothing once warm.
 class BlockHasher {
  public:
   explicit BlockHasher(uint64_t seed) : seed_(seed) {}
+  uint64_t seed() const { return seed_; }
 
   // `parent` is null for the first block of a sequence; `first_token` is the
   // position of tokens[0] in the sequence.
@@ -39,6 +41,34 @@ class BlockHasher {
  private:
   uint64_t seed_;
   std::vector<uint8_t> buffer_;
+};
+
+// Hashes the whole blocks of one token list in order, each chained to the
+// previous one (a prefix walk). The bytes that every block after the first
+// shares (format, keys, token count, empty salt) are laid out once, so each
+// further block writes only its parent's hash and its tokens: the same bytes,
+// so the same hashes, as BlockHasher::hash. Blocks with media items, or too
+// large for the stack buffer, go through BlockHasher::hash.
+class ChainHasher {
+ public:
+  ChainHasher(BlockHasher& hasher, const HashKeys& keys, size_t block_tokens);
+  ChainHasher(const ChainHasher&) = delete;
+  ChainHasher& operator=(const ChainHasher&) = delete;
+
+  // The hashes of the next `count` blocks, whose tokens follow each other
+  // from `tokens` (count * block_tokens of them) and whose first token is
+  // at `first_token`, into out[0, count).
+  void next(const int32_t* tokens, int64_t first_token, int64_t count, Hash128* out);
+
+ private:
+  static constexpr size_t kBytes = 1024;
+  BlockHasher& hasher_;
+  const HashKeys& keys_;
+  size_t block_tokens_;
+  size_t size_ = 0;        // bytes of a block after the first; 0: no template
+  bool first_ = true;
+  Hash128 parent_;
+  alignas(16) uint8_t bytes_[kBytes];
 };
 
 }  // namespace kvx::manager

@@ -24,6 +24,7 @@ int32_t host_slot_of(int32_t ref) { return -1 - ref; }
 Manager::Manager(const kvx_manager_config_t& config)
     : config_(config),
       block_tokens_(config.block_tokens),
+      block_mask_((config.block_tokens & (config.block_tokens - 1)) == 0 ? config.block_tokens - 1 : -1),
       hasher_(config.hash_seed),
       pool_(config.num_blocks, static_cast<uint64_t>(config.bytes_per_block), nullptr) {}
 
@@ -426,9 +427,11 @@ kvx_status_t Manager::out_of_blocks(const char* function, int64_t needed, int64_
 }
 
 void Manager::walk(const SeqParams& params, std::span<const int32_t> tokens, int64_t max_blocks, bool device_only) {
-  hashes_.clear();
-  hits_.clear();
-  const HashKeys& keys = *params.keys;
+  // Sized once: the loop below writes by index, with no capacity checks.
+  hashes_.resize(static_cast<size_t>(max_blocks));
+  hits_.resize(static_cast<size_t>(max_blocks));
+  ChainHasher chain(hasher_, *params.keys, static_cast<size_t>(block_tokens_));
+  const size_t T = static_cast<size_t>(block_tokens_);
   // Hashes do not depend on what the table holds, so a group of them is
   // computed (and its slots prefetched) before the group is looked up: the
   // lookups' cache misses overlap instead of queueing. A miss wastes at most
@@ -436,20 +439,17 @@ void Manager::walk(const SeqParams& params, std::span<const int32_t> tokens, int
   constexpr int64_t kGroup = 16;
   for (int64_t start = 0; start < max_blocks; start += kGroup) {
     const int64_t end = std::min(max_blocks, start + kGroup);
+    chain.next(tokens.data() + static_cast<size_t>(start) * T, start * block_tokens_, end - start,
+               hashes_.data() + start);
+    for (int64_t i = start; i < end; ++i) table_.prefetch(hashes_[static_cast<size_t>(i)]);
     for (int64_t i = start; i < end; ++i) {
-      const Hash128 h = hash_block(
-          keys, i > 0 ? &hashes_.back() : nullptr,
-          tokens.subspan(static_cast<size_t>(i * block_tokens_), static_cast<size_t>(block_tokens_)), i * block_tokens_);
-      table_.prefetch(h);
-      hashes_.push_back(h);
-    }
-    for (int64_t i = start; i < end; ++i) {
-      const int32_t v = table_.find(hashes_[i]);
+      const int32_t v = table_.find(hashes_[static_cast<size_t>(i)]);
       if (v == HashTable::kAbsent || (device_only && v < 0)) {
         hashes_.resize(static_cast<size_t>(i + 1));  // keep the first miss, for the thrash signal
+        hits_.resize(static_cast<size_t>(i));
         return;
       }
-      hits_.push_back(v);
+      hits_[static_cast<size_t>(i)] = v;
     }
   }
 }
@@ -573,14 +573,17 @@ void Manager::write_tokens(Seq& s, std::span<const int32_t> tokens, int64_t* out
     }
     s.num_tokens += static_cast<int64_t>(take);
     i += take;
-    if (s.num_tokens % T == 0) {
-      const int64_t index = s.num_tokens / T - 1;
-      const Hash128* parent = index > 0 ? &s.last_hash : nullptr;
-      const Hash128 h = hash_block(*s.params.keys, parent, block_tokens_of(b), index * T);
-      publish(b, h, parent, s.params.keys, index * T);
-      s.last_hash = h;
-    }
+    if (s.num_tokens % T == 0) publish_full(s, b);
   }
+}
+
+// Hashes and publishes `b`, the last block of `s`, which has just filled.
+void Manager::publish_full(Seq& s, int32_t b) {
+  const int64_t first = s.num_tokens - block_tokens_;
+  const Hash128* parent = first > 0 ? &s.last_hash : nullptr;
+  const Hash128 h = hash_block(*s.params.keys, parent, block_tokens_of(b), first);
+  publish(b, h, parent, s.params.keys, first);
+  s.last_hash = h;
 }
 
 // ----------------------------------------------------------------- append --
@@ -678,30 +681,103 @@ kvx_status_t Manager::seq_append(kvx_seq_id_t id, std::span<const int32_t> token
   return append_items(std::span<const AppendItem>(&item, 1), "kvx_seq_append");
 }
 
+// write_tokens for one token (the decode step), without its loop and
+// divisions; the block boundary case leaves the inlined path.
+inline void Manager::append_token(Seq& s, int32_t token, int64_t* out_slot) {
+  const int64_t off = offset_in_block(s.num_tokens);
+  if (off == 0) [[unlikely]] {
+    append_token_new_block(s, token, out_slot);
+    return;
+  }
+  const int32_t b = s.blocks.back();
+  const int64_t slot = static_cast<int64_t>(b) * block_tokens_ + off;
+  tokens_[static_cast<size_t>(slot)] = token;  // a block's row starts at b * block_tokens
+  *out_slot = slot;
+  ++s.num_tokens;
+  if (off + 1 == block_tokens_) [[unlikely]] publish_full(s, b);
+}
+
+void Manager::append_token_new_block(Seq& s, int32_t token, int64_t* out_slot) {
+  const int32_t b = alloc_block(s.params.priority);
+  s.blocks.push_back(b);
+  const int64_t slot = static_cast<int64_t>(b) * block_tokens_;
+  tokens_[static_cast<size_t>(slot)] = token;
+  *out_slot = slot;
+  ++s.num_tokens;
+  if (block_tokens_ == 1) publish_full(s, b);
+}
+
 kvx_status_t Manager::seq_append_batch(std::span<const kvx_seq_id_t> ids, const int32_t* tokens, int64_t* out_slots) {
-  items_.clear();
+  const size_t n = ids.size();
+  batch_.resize(n);
   const uint64_t epoch = ++batch_epoch_;
-  for (size_t i = 0; i < ids.size(); ++i) {
-    Seq* s = lookup(ids[i], false);
-    if (s == nullptr) {
-      return fail(KVX_ERR_NOT_FOUND, "seq_ids[{}]: {} is not a live sequence of this manager", i, ids[i]);
+  // A decode step: one token per sequence, usually into an unshared partial
+  // block or a fresh one. Such a batch needs exactly one new block per
+  // sequence at a block boundary and is committed here in one pass;
+  // windows and shared partial blocks (copy-on-write) take append_items.
+  // The loops read the manager's arrays through locals: the stores to the
+  // sequences could alias the vectors' own pointers otherwise, and they
+  // would be reloaded for every sequence.
+  Seq* const seqs = seqs_.data();
+  const uint64_t num_slots = seqs_.size();
+  Seq** const batch = batch_.data();
+  const Block* const blocks = blocks_.data();
+  const int32_t* const rows = tokens_.data();
+  bool simple = true;
+  int64_t fresh = 0;
+  // Sequence records are fetched a few ids ahead: their slots are scattered
+  // when sequences come and go.
+  constexpr size_t kAhead = 8;
+  for (size_t i = 0; i < n; ++i) {
+    if (i + kAhead < n) {
+      const uint64_t ahead = static_cast<uint64_t>(ids[i + kAhead]) & 0xffffffffu;
+      if (ahead < num_slots) __builtin_prefetch(seqs + ahead);
     }
-    if (s->batch_mark == epoch) return fail(KVX_ERR_INVALID_ARGUMENT, "seq_ids[{}]: {} appears twice", i, ids[i]);
+    const kvx_seq_id_t id = ids[i];
+    const uint64_t slot = static_cast<uint64_t>(id) & 0xffffffffu;
+    Seq* s = seqs + slot;
+    // lookup(id, false), on the locals.
+    if (id <= 0 || slot >= num_slots || !s->live || s->generation != static_cast<uint64_t>(id) >> 32 || s->is_prefix) {
+      return fail(KVX_ERR_NOT_FOUND, "seq_ids[{}]: {} is not a live sequence of this manager", i, id);
+    }
+    if (s->batch_mark == epoch) return fail(KVX_ERR_INVALID_ARGUMENT, "seq_ids[{}]: {} appears twice", i, id);
     if (s->num_tokens >= kMaxSeqTokens) {
-      return fail(KVX_ERR_INVALID_ARGUMENT, "seq_ids[{}]: sequence {} is at {} tokens", i, ids[i], kMaxSeqTokens);
+      return fail(KVX_ERR_INVALID_ARGUMENT, "seq_ids[{}]: sequence {} is at {} tokens", i, id, kMaxSeqTokens);
     }
     s->batch_mark = epoch;
-    items_.push_back(AppendItem{s, std::span<const int32_t>(tokens + i, 1), out_slots + i});
+    batch[i] = s;
+    const int64_t off = offset_in_block(s->num_tokens);
+    if (s->params.window_tokens > 0) {
+      simple = false;
+    } else if (off == 0) {
+      ++fresh;
+    } else {
+      const int32_t last = s->blocks.back();
+      simple &= blocks[last].ref == 1;
+      // The commit below writes this token row.
+      __builtin_prefetch(rows + static_cast<int64_t>(last) * block_tokens_ + off, 1);
+    }
   }
-  return append_items(items_, "kvx_seq_append_batch");
+  if (!simple) {
+    items_.resize(n);
+    for (size_t i = 0; i < n; ++i) items_[i] = AppendItem{batch[i], std::span<const int32_t>(tokens + i, 1), out_slots + i};
+    return append_items(items_, "kvx_seq_append_batch");
+  }
+  // append_items' plan for such a batch: no window gains, no copies.
+  const int64_t avail = available();
+  if (fresh > avail) return out_of_blocks("kvx_seq_append_batch", fresh, avail);
+  KVX_TRY(reserve_physical(fresh));
+  for (size_t i = 0; i < n; ++i) append_token(*batch[i], tokens[i], out_slots + i);
+  return KVX_OK;
 }
 
 // A new sequence (or prefix handle) sharing every block of `src`.
 kvx_seq_id_t Manager::clone_seq(const Seq& src, bool is_prefix) {
+  Seq copy = src;  // new_seq() may move every sequence, `src` included
   Seq* c;
   const kvx_seq_id_t id = new_seq(&c);
   const uint32_t gen = c->generation;
-  *c = src;
+  *c = std::move(copy);
   c->generation = gen;
   c->live = true;
   c->batch_mark = 0;

@@ -25,13 +25,14 @@
 
 namespace kvx::manager {
 
-// Validated per-sequence settings.
+// Validated per-sequence settings. The window comes first: batched appends
+// read it from the same cache line as the sequence's hot fields.
 struct SeqParams {
+  int64_t window_tokens = 0;
+  int64_t sink_tokens = 0;
   std::shared_ptr<const HashKeys> keys;
   int32_t priority = 35;
   uint32_t flags = 0;
-  int64_t window_tokens = 0;
-  int64_t sink_tokens = 0;
 };
 
 struct Block {
@@ -52,16 +53,18 @@ struct Block {
   bool evictable = false;                // in the eviction set
 };
 
-struct Seq {
+// A sequence or prefix handle. Batched appends touch only the first cache
+// line (id check, duplicate mark, length, block list, window), so it leads.
+struct alignas(64) Seq {
   uint32_t generation = 0;
   bool live = false;
   bool is_prefix = false;
-  std::vector<int32_t> blocks;  // KVX_NULL_BLOCK where a window released a block
+  uint64_t batch_mark = 0;      // duplicate detection in batched appends
   int64_t num_tokens = 0;
+  std::vector<int32_t> blocks;  // KVX_NULL_BLOCK where a window released a block
+  SeqParams params;             // window_tokens at byte 48
   Hash128 last_hash;            // hash of the last full block
   int64_t released_end = 0;     // blocks [sink_blocks, released_end) are released
-  uint64_t batch_mark = 0;      // duplicate detection in batched appends
-  SeqParams params;
 };
 
 struct HostSlot {
@@ -176,9 +179,16 @@ class Manager {
   void release_window(Seq& s);
   void append_commit(Seq& s, std::span<const int32_t> tokens, int64_t* out_slots);
   void write_tokens(Seq& s, std::span<const int32_t> tokens, int64_t* out_slots);
+  void publish_full(Seq& s, int32_t b);
+  void append_token(Seq& s, int32_t token, int64_t* out_slot);
+  void append_token_new_block(Seq& s, int32_t token, int64_t* out_slot);
+  // Position of token `n` in its block: a mask when block_tokens is a power
+  // of two (a division costs more than the rest of a decode append).
+  int64_t offset_in_block(int64_t n) const { return block_mask_ >= 0 ? (n & block_mask_) : n % block_tokens_; }
 
   kvx_manager_config_t config_;
   int64_t block_tokens_;
+  int64_t block_mask_;  // block_tokens_ - 1 when a power of two, else -1
   BlockHasher hasher_;
   BlockPool pool_;
   std::vector<Block> blocks_;
@@ -192,7 +202,9 @@ class Manager {
   uint64_t touch_ = 0;
   int64_t step_ = 0;
 
-  std::deque<Seq> seqs_;  // a deque: references stay valid as sequences are added
+  // Dense: a sequence id's low half indexes it directly. Adding a sequence
+  // may move the others, so no Seq reference is held across new_seq().
+  std::vector<Seq> seqs_;
   std::vector<uint32_t> free_seq_slots_;
   int64_t live_seqs_ = 0;
   int64_t live_prefixes_ = 0;
@@ -217,6 +229,7 @@ class Manager {
   std::vector<int32_t> ref_delta_;
   std::vector<int32_t> delta_touched_;
   std::vector<AppendItem> items_;
+  std::vector<Seq*> batch_;
 
   kvx_manager_metrics_t m_{};
 };

@@ -5,6 +5,7 @@
 
 #include <cstring>
 #include <ostream>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -231,6 +232,138 @@ TEST(ManagerHash, PinnedValues) {
   ASSERT_EQ(kvx_block_hash(7, 9, &p, h0, tokens.data(), 16, 16, h1), KVX_OK) << kvx_last_error();
   EXPECT_EQ(h1[0], 0x4af9c0a486a23c6full);
   EXPECT_EQ(h1[1], 0x9b7623b4eea7a231ull);
+}
+
+// xxh3-128 of the byte format of docs/manager.md, written out here: the
+// reference the specialised hashers of the manager must agree with.
+kvx::manager::Hash128 reference_hash(uint64_t seed, const kvx::manager::HashKeys& keys,
+                                     const kvx::manager::Hash128* parent, std::span<const int32_t> tokens,
+                                     int64_t first) {
+  std::vector<uint8_t> bytes;
+  auto le = [&](uint64_t v, int n) {
+    for (int i = 0; i < n; ++i) bytes.push_back(static_cast<uint8_t>(v >> (8 * i)));
+  };
+  const int64_t last = first + static_cast<int64_t>(tokens.size());
+  le(1, 4);
+  le(parent != nullptr ? 1 : 0, 4);
+  le(parent != nullptr ? parent->lo : 0, 8);
+  le(parent != nullptr ? parent->hi : 0, 8);
+  le(keys.model_id, 8);
+  le(keys.adapter_id, 8);
+  le(tokens.size(), 4);
+  for (const int32_t t : tokens) le(static_cast<uint32_t>(t), 4);
+  const size_t salt = parent == nullptr ? keys.cache_salt.size() : 0;
+  le(salt, 4);
+  for (size_t i = 0; i < salt; ++i) bytes.push_back(keys.cache_salt[i]);
+  std::vector<const kvx_media_hash_t*> media;
+  for (const auto& m : keys.media) {
+    if (m.offset < last && m.offset + m.num_tokens > first) media.push_back(&m);
+  }
+  le(media.size(), 4);
+  for (const kvx_media_hash_t* m : media) {
+    le(m->hash_lo, 8);
+    le(m->hash_hi, 8);
+    le(static_cast<uint64_t>(m->offset - first), 8);
+    le(static_cast<uint64_t>(m->num_tokens), 8);
+  }
+  const XXH128_hash_t h = XXH3_128bits_withSeed(bytes.data(), bytes.size(), seed);
+  return kvx::manager::Hash128{h.low64, h.high64};
+}
+
+// The chained hasher of prefix walks lays the shared bytes out once; it must
+// give BlockHasher's hashes for every block size (the fixed-size copies of
+// 16, 32 and 64 tokens, others, blocks too large for the stack buffer) and
+// every key (salt on the first block only, media falling back).
+TEST(ManagerHash, ChainMatchesBlockHasher) {
+  const uint64_t seed = 0x5eed0003;
+  uint64_t state = seed;
+  for (const size_t T : {1, 7, 16, 32, 64, 100, 240, 300}) {
+    for (int keys_kind = 0; keys_kind < 6; ++keys_kind) {
+      // Kinds 3..5 repeat 0..2 with hash seed 0 (the default), which xxh3 runs through XXH3_128bits.
+      const uint64_t hash_seed = keys_kind < 3 ? seed + T : 0;
+      kvx::manager::HashKeys keys;
+      keys.model_id = 11 + T;
+      keys.adapter_id = keys_kind;
+      if (keys_kind % 3 >= 1) keys.cache_salt = {1, 2, 3, 4, 5};
+      if (keys_kind % 3 == 2) keys.media = {kvx_media_hash_t{0xaa, 0xbb, static_cast<int64_t>(T) + 1, 3}};
+      const size_t blocks = 5;
+      const auto tokens = kvx::test::random_tokens(state, blocks * T, 128000);
+      kvx::manager::BlockHasher hasher(hash_seed);
+      kvx::manager::ChainHasher chain(hasher, keys, T);
+      kvx::manager::Hash128 parent;
+      for (size_t b = 0; b < blocks; ++b) {
+        const std::span<const int32_t> row(tokens.data() + b * T, T);
+        const int64_t first = static_cast<int64_t>(b * T);
+        // The byte format of docs/manager.md, through the library's generic entry point.
+        const kvx::manager::Hash128 want = reference_hash(hash_seed, keys, b > 0 ? &parent : nullptr, row, first);
+        kvx::manager::Hash128 got;
+        chain.next(row.data(), first, 1, &got);
+        ASSERT_EQ(got, want) << "seed " << seed << " block_tokens " << T << " keys " << keys_kind << " block " << b;
+        ASSERT_EQ(hasher.hash(keys, b > 0 ? &parent : nullptr, row, first), want)
+            << "seed " << seed << " block_tokens " << T << " keys " << keys_kind << " block " << b;
+        parent = want;
+      }
+    }
+  }
+}
+
+// A batched decode step (one token per sequence) must do exactly what the
+// same appends made one at a time do: same slots, blocks, tokens, metrics.
+// Plain sequences take the batch's one-pass commit; forks (copy-on-write of
+// a shared partial block) and windows take the planned path.
+TEST(ManagerBatch, MatchesSingleAppends) {
+  const uint64_t seed = 0xba7c4001;
+  for (const int64_t T : {3, 16}) {
+    ManagerHandle batched(small_config(4096, T)), single(small_config(4096, T));
+    uint64_t state = seed + static_cast<uint64_t>(T);
+    std::vector<kvx_seq_id_t> a_ids, b_ids;
+    std::vector<bool> planned;  // windowed, or one of a fork pair
+    kvx_seq_params_t windowed = kvx_seq_params_init();
+    windowed.window_tokens = 2 * T + 1;
+    windowed.sink_tokens = 1;
+    for (int i = 0; i < 24; ++i) {
+      const auto prompt = kvx::test::random_tokens(state, 1 + (state >> 40) % (5 * T), 50000);
+      const kvx_seq_params_t* p = i % 5 == 4 ? &windowed : nullptr;
+      std::vector<int64_t> slots(prompt.size());
+      kvx_seq_id_t a = 0, b = 0;
+      ASSERT_EQ(kvx_seq_create(batched, p, prompt.data(), static_cast<int64_t>(prompt.size()), slots.data(), &a, nullptr),
+                KVX_OK) << kvx_last_error();
+      ASSERT_EQ(kvx_seq_create(single, p, prompt.data(), static_cast<int64_t>(prompt.size()), slots.data(), &b, nullptr),
+                KVX_OK) << kvx_last_error();
+      a_ids.push_back(a);
+      b_ids.push_back(b);
+      planned.push_back(p != nullptr || i % 7 == 3);
+      if (i % 7 == 3) {  // a fork pair appending in the same batch
+        ASSERT_EQ(kvx_seq_fork(batched, a, &a), KVX_OK) << kvx_last_error();
+        ASSERT_EQ(kvx_seq_fork(single, b, &b), KVX_OK) << kvx_last_error();
+        a_ids.push_back(a);
+        b_ids.push_back(b);
+        planned.push_back(true);
+      }
+    }
+    for (int step = 0; step < 3 * T + 2; ++step) {
+      // Two steps in three leave the windows and forks out: they take the one-pass commit.
+      std::vector<kvx_seq_id_t> a_step, b_step;
+      for (size_t i = 0; i < a_ids.size(); ++i) {
+        if (step % 3 != 0 && planned[i]) continue;
+        a_step.push_back(a_ids[i]);
+        b_step.push_back(b_ids[i]);
+      }
+      const auto toks = kvx::test::random_tokens(state, a_step.size(), 50000);
+      std::vector<int64_t> a_slots(a_step.size(), -7), b_slots(b_step.size(), -7);
+      ASSERT_EQ(kvx_seq_append_batch(batched, a_step.data(), static_cast<int64_t>(a_step.size()), toks.data(),
+                                     a_slots.data(), nullptr), KVX_OK) << kvx_last_error();
+      for (size_t i = 0; i < b_step.size(); ++i) {
+        ASSERT_EQ(kvx_seq_append(single, b_step[i], &toks[i], 1, &b_slots[i], nullptr), KVX_OK) << kvx_last_error();
+      }
+      ASSERT_EQ(a_slots, b_slots) << "seed " << seed << " block_tokens " << T << " step " << step;
+      ASSERT_EQ(a_ids, b_ids);
+      ASSERT_EQ(fingerprint(batched, a_ids), fingerprint(single, b_ids))
+          << "seed " << seed << " block_tokens " << T << " step " << step;
+      ASSERT_EQ(batched.impl().check_invariants(), "") << "seed " << seed << " step " << step;
+    }
+    EXPECT_GT(metrics_of(batched).cow_copies, 0) << "the forks never copied: the planned path was not exercised";
+  }
 }
 
 TEST(ManagerHash, KeysSeparateChains) {
