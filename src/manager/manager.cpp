@@ -55,6 +55,8 @@ kvx_status_t Manager::create(const kvx_manager_config_t& config, std::unique_ptr
   KVX_TRY(m->pool_.reserve(0));
   m->blocks_.reserve(static_cast<size_t>(std::min<int64_t>(config.num_blocks, 1 << 20)));
   m->blocks_.emplace_back();  // the null block
+  m->refs_.reserve(static_cast<size_t>(std::min<int64_t>(config.num_blocks, 1 << 20)));
+  m->refs_.push_back(0);
   m->tokens_.reserve(static_cast<size_t>(std::min<int64_t>(config.num_blocks, 1 << 20) * config.block_tokens));
   m->tokens_.resize(static_cast<size_t>(config.block_tokens));
   m->ref_delta_.push_back(0);
@@ -205,7 +207,7 @@ EvictKey Manager::evict_key(int32_t b) const {
 
 void Manager::maybe_make_evictable(int32_t b) {
   Block& k = blocks_[b];
-  if (k.published && k.ref == 0 && k.pins == 0 && k.idle_children == 0 && !k.evictable) {
+  if (k.published && refs_[b] == 0 && k.pins == 0 && k.idle_children == 0 && !k.evictable) {
     evictable_.insert(evict_key(b));
     k.evictable = true;
   }
@@ -247,12 +249,13 @@ int32_t Manager::alloc_block(int32_t priority) {
   if (b < 0) b = evict_one();
   if (static_cast<size_t>(b) == blocks_.size()) {
     blocks_.emplace_back();
+    refs_.push_back(0);
     ref_delta_.push_back(0);
     tokens_.resize(tokens_.size() + static_cast<size_t>(block_tokens_));
   }
   Block& k = blocks_[b];
   k = Block{};
-  k.ref = 1;
+  refs_[b] = 1;
   k.priority = priority;
   k.last_step = now();
   k.touch = ++touch_;
@@ -262,14 +265,14 @@ int32_t Manager::alloc_block(int32_t priority) {
 
 void Manager::acquire_cached(int32_t b, int32_t priority) {
   Block& k = blocks_[b];
-  if (k.ref == 0) {
+  if (refs_[b] == 0) {
     make_unevictable(b);
     unlink_parent(b);
     --cached_;
     if (k.pins == 0) --reclaimable_;
     ++used_;
   }
-  ++k.ref;
+  ++refs_[b];
   ++k.hits;
   k.priority = std::max(k.priority, priority);
   k.last_step = now();
@@ -278,7 +281,7 @@ void Manager::acquire_cached(int32_t b, int32_t priority) {
 
 void Manager::release_block(int32_t b) {
   Block& k = blocks_[b];
-  if (--k.ref > 0) return;
+  if (--refs_[b] > 0) return;
   --used_;
   if (!k.published) {
     pool_.push(b);
@@ -488,7 +491,7 @@ kvx_status_t Manager::seq_create(const SeqParams& params, std::span<const int32_
     const int32_t v = hits_[i];
     if (v < 0) {
       ++reloads;
-    } else if (blocks_[v].ref == 0 && blocks_[v].pins == 0) {
+    } else if (refs_[v] == 0 && blocks_[v].pins == 0) {
       ++attach_reclaimable;
     }
   }
@@ -548,7 +551,7 @@ kvx_status_t Manager::seq_create(const SeqParams& params, std::span<const int32_
       out_slots[i] = b == kNull ? -1 : static_cast<int64_t>(b) * T + i % T;
     }
   }
-  write_tokens(*s, tokens.subspan(static_cast<size_t>(matched * T)),
+  write_tokens(*s, tokens.subspan(static_cast<size_t>(matched * T)),  // sets last_block
                out_slots != nullptr ? out_slots + matched * T : nullptr);
   *out_seq = id;
   if (out_match != nullptr) *out_match = kvx_seq_match_t{matched * T, matched, reloads};
@@ -575,6 +578,7 @@ void Manager::write_tokens(Seq& s, std::span<const int32_t> tokens, int64_t* out
     i += take;
     if (s.num_tokens % T == 0) publish_full(s, b);
   }
+  sync_last_block(s);
 }
 
 // Hashes and publishes `b`, the last block of `s`, which has just filled.
@@ -601,13 +605,14 @@ void Manager::release_window(Seq& s) {
     }
   }
   s.released_end = std::max(s.released_end, end);
+  sync_last_block(s);
 }
 
 void Manager::append_commit(Seq& s, std::span<const int32_t> tokens, int64_t* out_slots) {
   const int64_t T = block_tokens_;
   if (s.num_tokens % T != 0) {
     const int32_t last = s.blocks.back();
-    if (blocks_[last].ref > 1) {
+    if (refs_[last] > 1) {
       const int32_t copy = alloc_block(s.params.priority);
       std::copy_n(block_tokens_of(last).data(), s.num_tokens % T, const_cast<int32_t*>(block_tokens_of(copy).data()));
       work_.push_back(kvx_copy_t{last, copy, KVX_COPY_DEVICE_TO_DEVICE, 0});
@@ -627,7 +632,7 @@ kvx_status_t Manager::append_items(std::span<const AppendItem> items, const char
   const int64_t T = block_tokens_;
   int64_t needed = 0, gained = 0;
   delta_touched_.clear();
-  auto effective_ref = [&](int32_t b) { return blocks_[b].ref + ref_delta_[b]; };
+  auto effective_ref = [&](int32_t b) { return refs_[b] + ref_delta_[b]; };
   auto drop = [&](int32_t b) {
     if (ref_delta_[b] == 0) delta_touched_.push_back(b);
     --ref_delta_[b];
@@ -689,7 +694,7 @@ inline void Manager::append_token(Seq& s, int32_t token, int64_t* out_slot) {
     append_token_new_block(s, token, out_slot);
     return;
   }
-  const int32_t b = s.blocks.back();
+  const int32_t b = s.last_block;
   const int64_t slot = static_cast<int64_t>(b) * block_tokens_ + off;
   tokens_[static_cast<size_t>(slot)] = token;  // a block's row starts at b * block_tokens
   *out_slot = slot;
@@ -700,6 +705,7 @@ inline void Manager::append_token(Seq& s, int32_t token, int64_t* out_slot) {
 void Manager::append_token_new_block(Seq& s, int32_t token, int64_t* out_slot) {
   const int32_t b = alloc_block(s.params.priority);
   s.blocks.push_back(b);
+  s.last_block = b;
   const int64_t slot = static_cast<int64_t>(b) * block_tokens_;
   tokens_[static_cast<size_t>(slot)] = token;
   *out_slot = slot;
@@ -721,7 +727,7 @@ kvx_status_t Manager::seq_append_batch(std::span<const kvx_seq_id_t> ids, const 
   Seq* const seqs = seqs_.data();
   const uint64_t num_slots = seqs_.size();
   Seq** const batch = batch_.data();
-  const Block* const blocks = blocks_.data();
+  const int32_t* const refs = refs_.data();
   const int32_t* const rows = tokens_.data();
   bool simple = true;
   int64_t fresh = 0;
@@ -752,8 +758,8 @@ kvx_status_t Manager::seq_append_batch(std::span<const kvx_seq_id_t> ids, const 
     } else if (off == 0) {
       ++fresh;
     } else {
-      const int32_t last = s->blocks.back();
-      simple &= blocks[last].ref == 1;
+      const int32_t last = s->last_block;
+      simple &= refs[last] == 1;
       // The commit below writes this token row.
       __builtin_prefetch(rows + static_cast<int64_t>(last) * block_tokens_ + off, 1);
     }
@@ -767,7 +773,11 @@ kvx_status_t Manager::seq_append_batch(std::span<const kvx_seq_id_t> ids, const 
   const int64_t avail = available();
   if (fresh > avail) return out_of_blocks("kvx_seq_append_batch", fresh, avail);
   KVX_TRY(reserve_physical(fresh));
-  for (size_t i = 0; i < n; ++i) append_token(*batch[i], tokens[i], out_slots + i);
+  for (size_t i = 0; i < n; ++i) {
+    // The records seen in the first pass no longer fit in L1 for large batches.
+    if (i + kAhead < n) __builtin_prefetch(batch[i + kAhead]);
+    append_token(*batch[i], tokens[i], out_slots + i);
+  }
   return KVX_OK;
 }
 
@@ -783,7 +793,7 @@ kvx_seq_id_t Manager::clone_seq(const Seq& src, bool is_prefix) {
   c->batch_mark = 0;
   c->is_prefix = is_prefix;
   for (const int32_t b : c->blocks) {
-    if (b != kNull) ++blocks_[b].ref;
+    if (b != kNull) ++refs_[b];
   }
   if (is_prefix) ++live_prefixes_; else ++live_seqs_;
   return id;
@@ -887,6 +897,7 @@ kvx_status_t Manager::prefix_cache(kvx_seq_id_t id, int64_t num_tokens, kvx_pref
   }
   Seq prefix;
   prefix.blocks.assign(s->blocks.begin(), s->blocks.begin() + nb);
+  sync_last_block(prefix);
   prefix.num_tokens = num_tokens;
   prefix.last_hash = blocks_[prefix.blocks.back()].hash;
   prefix.params = s->params;
@@ -915,7 +926,7 @@ void Manager::pin(const SeqParams& params, std::span<const int32_t> tokens, int6
     Block& k = blocks_[b];
     if (k.pins++ == 0) {
       ++pinned_;
-      if (k.ref == 0) {
+      if (refs_[b] == 0) {
         --reclaimable_;
         make_unevictable(b);
       }
@@ -947,7 +958,7 @@ kvx_status_t Manager::unpin(const SeqParams& params, std::span<const int32_t> to
     Block& k = blocks_[b];
     if (--k.pins == 0) {
       --pinned_;
-      if (k.ref == 0) {
+      if (refs_[b] == 0) {
         ++reclaimable_;
         maybe_make_evictable(b);
       }
@@ -963,7 +974,7 @@ void Manager::reset() {
       table_.erase(k.hash);
       k.published = false;
       k.keys.reset();
-      if (k.ref == 0) {
+      if (refs_[b] == 0) {
         pool_.push(static_cast<int32_t>(b));
         ++m_.evictions_reset;
       }
@@ -988,10 +999,11 @@ void Manager::reset() {
 
 kvx_status_t Manager::trim(uint64_t* out_released_bytes) {
   int64_t top = pool_.high_water();
-  while (top > 1 && blocks_[top - 1].ref == 0 && !blocks_[top - 1].published) --top;
+  while (top > 1 && refs_[top - 1] == 0 && !blocks_[top - 1].published) --top;
   const uint64_t before = pool_.committed_bytes();
   const kvx_status_t st = pool_.shrink_to(top);
   blocks_.resize(static_cast<size_t>(top));
+  refs_.resize(static_cast<size_t>(top));
   ref_delta_.resize(static_cast<size_t>(top));
   tokens_.resize(static_cast<size_t>(top * block_tokens_));
   if (out_released_bytes != nullptr) *out_released_bytes = before - pool_.committed_bytes();
@@ -1047,6 +1059,9 @@ std::string Manager::check_invariants() const {
     if (static_cast<int64_t>(s.blocks.size()) != ceil_div(s.num_tokens, T)) {
       return fmt::format("a sequence of {} tokens has {} blocks", s.num_tokens, s.blocks.size());
     }
+    if (s.last_block != (s.blocks.empty() ? kNull : s.blocks.back())) {
+      return fmt::format("a sequence's last_block {} is not its last block", s.last_block);
+    }
     const int64_t sink_blocks = s.params.window_tokens > 0 ? ceil_div(s.params.sink_tokens, T) : 0;
     for (size_t i = 0; i < s.blocks.size(); ++i) {
       const int32_t b = s.blocks[i];
@@ -1071,10 +1086,10 @@ std::string Manager::check_invariants() const {
   std::vector<int32_t> idle_children(nb, 0);
   for (size_t b = 1; b < nb; ++b) {
     const Block& k = blocks_[b];
-    if (k.ref != holders[b]) return fmt::format("block {}: ref {} but {} holders", b, k.ref, holders[b]);
-    if (in_free[b] && (k.ref != 0 || k.published)) return fmt::format("block {} is free and used or cached", b);
-    if (!in_free[b] && k.ref == 0 && !k.published) return fmt::format("block {} is neither free, used nor cached", b);
-    if (k.ref > 0) ++used;
+    if (refs_[b] != holders[b]) return fmt::format("block {}: ref {} but {} holders", b, refs_[b], holders[b]);
+    if (in_free[b] && (refs_[b] != 0 || k.published)) return fmt::format("block {} is free and used or cached", b);
+    if (!in_free[b] && refs_[b] == 0 && !k.published) return fmt::format("block {} is neither free, used nor cached", b);
+    if (refs_[b] > 0) ++used;
     if (k.pins > 0) ++pinned;
     if (k.published) {
       ++published;
@@ -1082,7 +1097,7 @@ std::string Manager::check_invariants() const {
       const Hash128 h = const_cast<Manager*>(this)->hash_block(*k.keys, k.has_parent ? &k.parent_hash : nullptr,
                                                                block_tokens_of(static_cast<int32_t>(b)), k.first_token);
       if (!(h == k.hash)) return fmt::format("block {}: hash does not reproduce from its tokens", b);
-      if (k.ref == 0) {
+      if (refs_[b] == 0) {
         ++cached;
         if (k.pins == 0) ++reclaimable;
         if (k.parent >= 0) {
@@ -1101,7 +1116,7 @@ std::string Manager::check_invariants() const {
     if (k.idle_children != idle_children[b]) {
       return fmt::format("block {}: idle_children {} but {} counted", b, k.idle_children, idle_children[b]);
     }
-    const bool eligible = k.published && k.ref == 0 && k.pins == 0 && k.idle_children == 0;
+    const bool eligible = k.published && refs_[b] == 0 && k.pins == 0 && k.idle_children == 0;
     if (eligible != k.evictable || (eligible && evictable_.count(evict_key(static_cast<int32_t>(b))) != 1)) {
       return fmt::format("block {}: evictable flag {} but eligible {}", b, k.evictable, eligible);
     }

@@ -8,6 +8,7 @@
 // manager exactly as it was.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <deque>
 #include <memory>
@@ -42,7 +43,6 @@ struct Block {
   int64_t first_token = 0;               // position of the block's first token in its publisher
   uint64_t last_step = 0;
   uint64_t touch = 0;                    // tie-break for LRU within a step
-  int32_t ref = 0;                       // holders: sequences and prefix handles
   int32_t pins = 0;
   int32_t parent = -1;                   // device block of parent_hash while this one is idle
   int32_t idle_children = 0;             // published unreferenced blocks linked to this one
@@ -57,15 +57,19 @@ struct Block {
 // line (id check, duplicate mark, length, block list, window), so it leads.
 struct alignas(64) Seq {
   uint32_t generation = 0;
+  int32_t last_block = KVX_NULL_BLOCK;  // blocks.back() (null when empty), read without the list
   bool live = false;
   bool is_prefix = false;
   uint64_t batch_mark = 0;      // duplicate detection in batched appends
   int64_t num_tokens = 0;
   std::vector<int32_t> blocks;  // KVX_NULL_BLOCK where a window released a block
-  SeqParams params;             // window_tokens at byte 48
+  SeqParams params;             // window_tokens at byte 56
   Hash128 last_hash;            // hash of the last full block
   int64_t released_end = 0;     // blocks [sink_blocks, released_end) are released
 };
+
+static_assert(offsetof(Seq, params) + offsetof(SeqParams, window_tokens) + sizeof(int64_t) <= 64,
+              "a batched append reads the window from the first cache line of a sequence");
 
 struct HostSlot {
   Hash128 hash;
@@ -180,6 +184,7 @@ class Manager {
   void append_commit(Seq& s, std::span<const int32_t> tokens, int64_t* out_slots);
   void write_tokens(Seq& s, std::span<const int32_t> tokens, int64_t* out_slots);
   void publish_full(Seq& s, int32_t b);
+  static void sync_last_block(Seq& s) { s.last_block = s.blocks.empty() ? KVX_NULL_BLOCK : s.blocks.back(); }
   void append_token(Seq& s, int32_t token, int64_t* out_slot);
   void append_token_new_block(Seq& s, int32_t token, int64_t* out_slot);
   // Position of token `n` in its block: a mask when block_tokens is a power
@@ -192,6 +197,10 @@ class Manager {
   BlockHasher hasher_;
   BlockPool pool_;
   std::vector<Block> blocks_;
+  // Holders of each block (sequences and prefix handles), apart from the
+  // other fields: a decode step reads the count of every sequence's last
+  // block, and a dense array keeps those reads in a few cache lines.
+  std::vector<int32_t> refs_;
   std::vector<int32_t> tokens_;  // block_tokens_ token ids per block
   HashTable table_;  // hash -> device block (>= 0) or host slot (-1 - slot)
   std::set<EvictKey> evictable_;
