@@ -1,6 +1,7 @@
 #include "manager/manager.hpp"
 
 #include <algorithm>
+#include <cstdint>
 #include <cstring>
 #include <stdexcept>
 
@@ -728,7 +729,9 @@ kvx_status_t Manager::seq_append_batch(std::span<const kvx_seq_id_t> ids, const 
   const uint64_t num_slots = seqs_.size();
   Seq** const batch = batch_.data();
   const int32_t* const refs = refs_.data();
-  const int32_t* const rows = tokens_.data();
+  int32_t* rows = tokens_.data();
+  const int64_t T = block_tokens_, mask = block_mask_;
+  auto offset = [&](int64_t num_tokens) { return mask >= 0 ? (num_tokens & mask) : num_tokens % T; };
   bool simple = true;
   int64_t fresh = 0;
   // Sequence records are fetched a few ids ahead: their slots are scattered
@@ -736,8 +739,10 @@ kvx_status_t Manager::seq_append_batch(std::span<const kvx_seq_id_t> ids, const 
   constexpr size_t kAhead = 8;
   for (size_t i = 0; i < n; ++i) {
     if (i + kAhead < n) {
+      // Through an integer: the slot is not validated yet, and a prefetch
+      // of any address is harmless.
       const uint64_t ahead = static_cast<uint64_t>(ids[i + kAhead]) & 0xffffffffu;
-      if (ahead < num_slots) __builtin_prefetch(seqs + ahead);
+      __builtin_prefetch(reinterpret_cast<const void*>(reinterpret_cast<uintptr_t>(seqs) + ahead * sizeof(Seq)));
     }
     const kvx_seq_id_t id = ids[i];
     const uint64_t slot = static_cast<uint64_t>(id) & 0xffffffffu;
@@ -752,7 +757,7 @@ kvx_status_t Manager::seq_append_batch(std::span<const kvx_seq_id_t> ids, const 
     }
     s->batch_mark = epoch;
     batch[i] = s;
-    const int64_t off = offset_in_block(s->num_tokens);
+    const int64_t off = offset(s->num_tokens);
     if (s->params.window_tokens > 0) {
       simple = false;
     } else if (off == 0) {
@@ -761,7 +766,7 @@ kvx_status_t Manager::seq_append_batch(std::span<const kvx_seq_id_t> ids, const 
       const int32_t last = s->last_block;
       simple &= refs[last] == 1;
       // The commit below writes this token row.
-      __builtin_prefetch(rows + static_cast<int64_t>(last) * block_tokens_ + off, 1);
+      __builtin_prefetch(rows + static_cast<int64_t>(last) * T + off, 1);
     }
   }
   if (!simple) {
@@ -776,7 +781,20 @@ kvx_status_t Manager::seq_append_batch(std::span<const kvx_seq_id_t> ids, const 
   for (size_t i = 0; i < n; ++i) {
     // The records seen in the first pass no longer fit in L1 for large batches.
     if (i + kAhead < n) __builtin_prefetch(batch[i + kAhead]);
-    append_token(*batch[i], tokens[i], out_slots + i);
+    Seq& s = *batch[i];
+    const int64_t off = offset(s.num_tokens);
+    if (off == 0 || off + 1 == T) [[unlikely]] {
+      // A new block, or a full one to publish: append_token (which may
+      // grow the token rows).
+      append_token(s, tokens[i], out_slots + i);
+      rows = tokens_.data();
+      continue;
+    }
+    // append_token's common case, on the locals.
+    const int64_t slot = static_cast<int64_t>(s.last_block) * T + off;
+    rows[slot] = tokens[i];
+    out_slots[i] = slot;
+    ++s.num_tokens;
   }
   return KVX_OK;
 }
