@@ -2,7 +2,7 @@
 // memory is committed granule by granule as blocks are first used, every
 // committed block is device-writable, and trim gives granules back. Skips,
 // saying why, where no device is present.
-#include <cuda.h>
+#include <cuda_runtime_api.h>
 #include <gtest/gtest.h>
 
 #include <cstring>
@@ -16,18 +16,12 @@ class CudaVmm : public ::testing::Test {
  protected:
   void SetUp() override {
     int count = 0;
-    if (cuInit(0) != CUDA_SUCCESS || cuDeviceGetCount(&count) != CUDA_SUCCESS || count == 0) {
+    if (cudaGetDeviceCount(&count) != cudaSuccess || count == 0) {
       GTEST_SKIP() << "no CUDA device or driver on this machine: the VMM pool runs on the GPU machine";
     }
-    ASSERT_EQ(cuDeviceGet(&device_, 0), CUDA_SUCCESS);
-    ASSERT_EQ(cuDevicePrimaryCtxRetain(&ctx_, device_), CUDA_SUCCESS);
-    ASSERT_EQ(cuCtxSetCurrent(ctx_), CUDA_SUCCESS);
+    // Makes device 0's primary context current, which the pool also uses.
+    ASSERT_EQ(cudaSetDevice(0), cudaSuccess);
   }
-  void TearDown() override {
-    if (ctx_ != nullptr) cuDevicePrimaryCtxRelease(device_);
-  }
-  CUdevice device_ = 0;
-  CUcontext ctx_ = nullptr;
 };
 
 TEST_F(CudaVmm, CommitsOnFirstUseWritesAndTrims) {
@@ -62,11 +56,11 @@ TEST_F(CudaVmm, CommitsOnFirstUseWritesAndTrims) {
 
   // Each block is device memory: fill it and read its last byte back.
   for (size_t i = 0; i < slots.size(); i += 16) {
-    const CUdeviceptr block = reinterpret_cast<CUdeviceptr>(base) + static_cast<CUdeviceptr>(slots[i] / 16 * kBlockBytes);
+    unsigned char* block = static_cast<unsigned char*>(base) + slots[i] / 16 * kBlockBytes;
     const unsigned char value = static_cast<unsigned char>(i / 16 + 1);
-    ASSERT_EQ(cuMemsetD8(block, value, kBlockBytes), CUDA_SUCCESS);
+    ASSERT_EQ(cudaMemset(block, value, kBlockBytes), cudaSuccess);
     unsigned char back = 0;
-    ASSERT_EQ(cuMemcpyDtoH(&back, block + kBlockBytes - 1, 1), CUDA_SUCCESS);
+    ASSERT_EQ(cudaMemcpy(&back, block + kBlockBytes - 1, 1, cudaMemcpyDeviceToHost), cudaSuccess);
     EXPECT_EQ(back, value);
   }
   ASSERT_EQ(kvx_seq_free(m, id), KVX_OK);
