@@ -98,25 +98,15 @@ __global__ void __launch_bounds__(kMmaThreads) mma_decode_kernel(const __grid_co
   uint4* qs = smem + Shape::kRingVecs;
   uint4* qs_lo = qs + Shape::kQVecs;
 
-  const int head_tiles = (a.group + kMmaRows - 1) / kMmaRows;
-  const int units = a.num_kv_heads * head_tiles;
-  const int64_t b = blockIdx.x / units;
-  const int unit = static_cast<int>(blockIdx.x % units);
-  const int kvh = unit / head_tiles;
-  const int tile = unit % head_tiles;
-  const int split = blockIdx.y;
-  const int heads_here = min(kMmaRows, a.group - tile * kMmaRows);
-  const int first_q_head = kvh * a.group + tile * kMmaRows;
-  const int num_q_heads = a.num_kv_heads * a.group;
+  const DecodeUnit u = decode_unit(a, kMmaRows);
+  const int64_t b = u.b;
+  const int kvh = u.kvh, split = u.split, heads_here = u.heads_here, first_q_head = u.first_q_head;
+  const int num_q_heads = u.num_q_heads;
   const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
   const int64_t dk = a.k.head_dim, dv = a.v.head_dim;
 
   const SeqSchedule s = schedule_of(a, b);
-  if (split >= s.splits) {  // nothing to do here: mark the partial empty for the merge
-    if (tid < heads_here)
-      a.partial[((b * a.max_splits + split) * num_q_heads + first_q_head + tid)] = -INFINITY;
-    return;
-  }
+  if (empty_split(a, u, s, tid)) return;
 
   // Token arithmetic in 32 bits, with a shift for power-of-two block sizes
   // (as in split_kv_decode.cuh).

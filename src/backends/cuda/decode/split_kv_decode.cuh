@@ -74,30 +74,54 @@ __device__ __forceinline__ SeqSchedule schedule_of(const DecodeLaunch& a, int64_
   return s;
 }
 
+// What one CTA of either decode kernel owns: sequence b, kv head kvh, the
+// tile-th group of up to `tile_heads` of its query heads, and split `split`
+// of the sequence's visible pages (grid: x = sequence x kv head x head
+// tile, y = split).
+struct DecodeUnit {
+  int64_t b;
+  int kvh, split, heads_here, first_q_head, num_q_heads;
+};
+
+__device__ __forceinline__ DecodeUnit decode_unit(const DecodeLaunch& a, int tile_heads) {
+  const int head_tiles = (a.group + tile_heads - 1) / tile_heads;
+  const int units = a.num_kv_heads * head_tiles;
+  const int unit = static_cast<int>(blockIdx.x % units);
+  const int tile = unit % head_tiles;
+  DecodeUnit u;
+  u.b = blockIdx.x / units;
+  u.kvh = unit / head_tiles;
+  u.split = blockIdx.y;
+  u.heads_here = min(tile_heads, a.group - tile * tile_heads);
+  u.first_q_head = u.kvh * a.group + tile * tile_heads;
+  u.num_q_heads = a.num_kv_heads * a.group;
+  return u;
+}
+
+// A split past the sequence's last marks its partials empty for the merge
+// (lse -inf) and returns true: the CTA has nothing else to do.
+__device__ __forceinline__ bool empty_split(const DecodeLaunch& a, const DecodeUnit& u, const SeqSchedule& s,
+                                            int tid) {
+  if (u.split < s.splits) return false;
+  if (tid < u.heads_here)
+    a.partial[((u.b * a.max_splits + u.split) * u.num_q_heads + u.first_q_head + tid)] = -INFINITY;
+  return true;
+}
+
 template <typename KV, int RT, int GT>
 __global__ void __launch_bounds__(kThreads) split_kv_decode_kernel(const __grid_constant__ DecodeLaunch a) {
   using Tile = TileShape<RT>;
   __shared__ __align__(16) uint4 smem[Tile::kSmemVecs];
 
-  const int head_tiles = (a.group + GT - 1) / GT;
-  const int units = a.num_kv_heads * head_tiles;
-  const int64_t b = blockIdx.x / units;
-  const int unit = static_cast<int>(blockIdx.x % units);
-  const int kvh = unit / head_tiles;
-  const int tile = unit % head_tiles;
-  const int split = blockIdx.y;
-  const int heads_here = min(GT, a.group - tile * GT);
-  const int first_q_head = kvh * a.group + tile * GT;
-  const int num_q_heads = a.num_kv_heads * a.group;
+  const DecodeUnit u = decode_unit(a, GT);
+  const int64_t b = u.b;
+  const int kvh = u.kvh, split = u.split, heads_here = u.heads_here, first_q_head = u.first_q_head;
+  const int num_q_heads = u.num_q_heads;
   const int tid = threadIdx.x, col = tid % RT, grp = tid / RT;
   const int64_t dk = a.k.head_dim, dv = a.v.head_dim;
 
   const SeqSchedule s = schedule_of(a, b);
-  if (split >= s.splits) {  // nothing to do here: mark the partial empty for the merge
-    if (tid < heads_here)
-      a.partial[((b * a.max_splits + split) * num_q_heads + first_q_head + tid)] = -INFINITY;
-    return;
-  }
+  if (empty_split(a, u, s, tid)) return;
 
   // The query rows, pre-scaled.
   const bool softcap = a.softcap > 0.0f;
