@@ -124,6 +124,14 @@ class PageTableView {
   int64_t block_tokens_;
 };
 
+// Index arrays (page tables, slot mappings, q_indptr) that validation reads
+// element by element: pageable or pinned host memory. Device and managed
+// arrays are checked by header only: reading them on the host would
+// synchronise or migrate pages (docs/spec/kvx-v1.md section 3.3).
+inline bool host_checkable(kvx_memory_t m) {
+  return m == KVX_MEMORY_HOST || m == KVX_MEMORY_CUDA_HOST_PINNED;
+}
+
 // Page i of sequence b (of len tokens) is never read by the op: the layout's
 // null block may stand there (a sliding window's released pages, as the block
 // manager exports them). Empty: every page is read.

@@ -15,10 +15,6 @@
 namespace kvx {
 namespace {
 
-bool host_readable(kvx_memory_t m) {
-  return m == KVX_MEMORY_HOST || m == KVX_MEMORY_CUDA_HOST_PINNED;
-}
-
 kvx_status_t check_block_id(int64_t id, const kvx_layout_t& layout, const char* name,
                             const char* array, int64_t i, bool null_allowed) {
   if (id < 0 || id >= layout.num_blocks)
@@ -48,7 +44,7 @@ kvx_status_t check_dense(const kvx_page_table_t& t, const kvx_layout_t& layout, 
   if (t.block_table == nullptr && t.max_blocks > 0)
     return fail(KVX_ERR_INVALID_ARGUMENT, "{}.block_table: null with num_seqs {}", name,
                 t.num_seqs);
-  if (!host_readable(t.memory)) return KVX_OK;
+  if (!host_checkable(t.memory)) return KVX_OK;
   for (int64_t b = 0; b < t.num_seqs; ++b) {
     const int64_t len = t.seq_lens[b];
     if (len < 0 || len > *capacity)
@@ -72,7 +68,7 @@ kvx_status_t check_csr(const kvx_page_table_t& t, const kvx_layout_t& layout, co
   if (t.num_seqs > 0 && t.last_page_len == nullptr)
     return fail(KVX_ERR_INVALID_ARGUMENT, "{}.last_page_len: null with num_seqs {}", name,
                 t.num_seqs);
-  if (!host_readable(t.memory)) return KVX_OK;
+  if (!host_checkable(t.memory)) return KVX_OK;
   if (t.indptr[0] != 0)
     return fail(KVX_ERR_INVALID_ARGUMENT, "{}.indptr[0]: {} (must be 0)", name, t.indptr[0]);
   for (int64_t b = 0; b < t.num_seqs; ++b) {

@@ -24,7 +24,7 @@ kvx_status_t check_distinct_slots(std::vector<std::pair<int64_t, int64_t>>& targ
 
 kvx_status_t check_slot_mapping(const kvx_append_args_t& a, int64_t n) {
   const kvx_layout_t& c = *a.cache;
-  if (!host_readable(c.memory)) return KVX_OK;  // device slots are the caller's promise
+  if (!host_checkable(c.memory)) return KVX_OK;  // device slots are the caller's promise
   const int64_t capacity = c.num_blocks * c.block_tokens;  // cannot overflow: validate_layout bounds it
   std::vector<std::pair<int64_t, int64_t>> targets;
   targets.reserve(static_cast<size_t>(n));
@@ -45,7 +45,7 @@ kvx_status_t check_slot_mapping(const kvx_append_args_t& a, int64_t n) {
 kvx_status_t check_positions(const kvx_append_args_t& a, int64_t n) {
   const kvx_layout_t& c = *a.cache;
   KVX_TRY(validate_page_table(a.page_table, c, "args.page_table"));
-  if (!host_readable(a.page_table->memory)) return KVX_OK;
+  if (!host_checkable(a.page_table->memory)) return KVX_OK;
   const PageTableView table(*a.page_table, c.block_tokens);
   std::vector<std::pair<int64_t, int64_t>> targets;
   targets.reserve(static_cast<size_t>(n));

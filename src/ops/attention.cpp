@@ -17,7 +17,7 @@ namespace {
 kvx_status_t check_query_rows(const kvx_attention_args_t& a, AttentionMode mode, int64_t* rows) {
   const kvx_layout_t& c = *a.cache;
   const kvx_page_table_t& t = *a.page_table;
-  const bool readable = host_readable(t.memory);
+  const bool readable = host_checkable(t.memory);
   const PageTableView table(t, c.block_tokens);
   if (mode == AttentionMode::kDecode) {
     if (a.q_indptr != nullptr)
@@ -56,7 +56,7 @@ kvx_status_t check_query_rows(const kvx_attention_args_t& a, AttentionMode mode,
 // null; check_query_rows refuses it afterwards if it is inconsistent.
 UnreadPage unread_pages(const kvx_attention_args_t& a, AttentionMode mode) {
   if (a.window_left < 0) return {};
-  if (mode == AttentionMode::kPrefill && (a.q_indptr == nullptr || !host_readable(a.page_table->memory)))
+  if (mode == AttentionMode::kPrefill && (a.q_indptr == nullptr || !host_checkable(a.page_table->memory)))
     return {};
   const int64_t block_tokens = a.cache->block_tokens;
   return [&a, mode, block_tokens](int64_t b, int64_t page, int64_t len) {

@@ -16,7 +16,7 @@ kvx_status_t validate(const kvx_gather_args_t* args, const kvx_exec_t* exec, Exe
 
   // The number of rows is known only when the lengths can be read here.
   int64_t total = -1;
-  if (host_readable(args->page_table->memory)) {
+  if (host_checkable(args->page_table->memory)) {
     const PageTableView table(*args->page_table, c.block_tokens);
     total = 0;
     for (int64_t b = 0; b < table.num_seqs(); ++b) total += table.seq_len(b);  // each < num_blocks * T

@@ -53,7 +53,7 @@ kvx_status_t Offload::create(const kvx_offload_config_t* config, std::unique_ptr
   if (config->host == nullptr) return fail(KVX_ERR_INVALID_ARGUMENT, "config.host: null");
   KVX_TRY(validate_layout(config->device, "config.device"));
   KVX_TRY(validate_layout(config->host, "config.host"));
-  if (!host_readable(config->host->memory) || config->host->memory == KVX_MEMORY_CUDA_MANAGED)
+  if (!host_checkable(config->host->memory))
     return fail(KVX_ERR_INVALID_ARGUMENT, "config.host.memory: the host tier lives in host memory");
   auto o = std::unique_ptr<Offload>(new Offload());
   own_layout(*config->device, &o->device_, &o->device_ptrs_);

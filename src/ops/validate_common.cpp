@@ -10,7 +10,11 @@
 
 namespace kvx::ops {
 
-bool host_readable(kvx_memory_t memory) { return memory != KVX_MEMORY_CUDA_DEVICE; }
+namespace {
+// Memory the CPU backend may compute on: everything but device memory
+// (managed memory migrates on access).
+bool cpu_accessible(kvx_memory_t memory) { return memory != KVX_MEMORY_CUDA_DEVICE; }
+}  // namespace
 
 kvx_status_t check_reserved(const uint64_t* reserved, int n, const char* name) {
   for (int i = 0; i < n; ++i)
@@ -117,7 +121,7 @@ kvx_status_t check_tensor(const kvx_tensor_t& t, const TensorSpec& spec, const c
 }
 
 kvx_status_t check_backend_memory(kvx_backend_t backend, kvx_memory_t memory, const char* name) {
-  if (backend == KVX_BACKEND_CPU && !host_readable(memory))
+  if (backend == KVX_BACKEND_CPU && !cpu_accessible(memory))
     return fail(KVX_ERR_INVALID_ARGUMENT, "{}.memory: the CPU backend cannot read CUDA device memory", name);
   if (backend == KVX_BACKEND_CUDA && memory == KVX_MEMORY_HOST)
     return fail(KVX_ERR_INVALID_ARGUMENT,

@@ -32,9 +32,8 @@ kvx_status_t merge_states_supports(const kvx_merge_args_t* args, const kvx_exec_
 // Where an op's bare index arrays live (slot_mapping, batch_indices,
 // positions, q_indptr: they carry no memory field of their own): in the
 // memory of the page table when the op has one, else in the cache's memory.
-// Host-readable arrays are checked element by element; arrays in CUDA device
-// memory only as far as that needs no read of device memory.
-bool host_readable(kvx_memory_t memory);
+// They are checked element by element when host_checkable (layout.hpp), and
+// otherwise only as far as that needs no read of them.
 
 // reserved[0..n) must all be zero.
 kvx_status_t check_reserved(const uint64_t* reserved, int n, const char* name);

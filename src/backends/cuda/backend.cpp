@@ -342,7 +342,7 @@ kvx_status_t attention_plan_create(const kvx_attention_args_t* args, const kvx_e
     return fail(KVX_ERR_UNSUPPORTED, "args.cache.dtype: {} (the CUDA decode kernel serves f16 and bf16)",
                 dtype_name(c.dtype));
   if (args->page_table == nullptr) return fail(KVX_ERR_INVALID_ARGUMENT, "args.page_table: null");
-  if (!ops::host_readable(args->page_table->memory))
+  if (!host_checkable(args->page_table->memory))
     return fail(KVX_ERR_INVALID_ARGUMENT,
                 "args.page_table.memory: the plan reads the batch's lengths on the host; pass a host copy of the "
                 "page table (the run takes the device one)");
