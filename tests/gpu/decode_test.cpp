@@ -24,7 +24,7 @@ struct DecodeCase {
   float softcap = 0.0f, scale = 0.0f;
   kvx_dtype_t q_dtype = KVX_DTYPE_BF16, out_dtype = KVX_DTYPE_BF16;
   bool lse = true;
-  int plan = 1;  // 1: a plan; 0: none, no workspace; 2: none, a large workspace
+  int plan = 1;  // 1: a plan; 0: none, no workspace; 2: none, a large workspace; 3: as 2, not 16-byte aligned
 
   std::string name() const {
     std::ostringstream s;
@@ -34,7 +34,7 @@ struct DecodeCase {
     if (softcap > 0) s << "_cap";
     if (scale > 0) s << "_scale";
     s << "_q" << kvx_dtype_name(q_dtype) << "_out" << kvx_dtype_name(out_dtype) << (lse ? "_lse" : "")
-      << (plan == 1 ? "_plan" : plan == 0 ? "_noplan" : "_noplanws") << "_seed" << seed;
+      << (plan == 1 ? "_plan" : plan == 0 ? "_noplan" : plan == 2 ? "_noplanws" : "_noplanws4") << "_seed" << seed;
     return s.str();
   }
 };
@@ -103,6 +103,11 @@ std::vector<DecodeCase> fixed_cases() {
   edge.seed = 9, edge.dtype = KVX_DTYPE_F16, edge.q_dtype = KVX_DTYPE_F16, edge.out_dtype = KVX_DTYPE_F16,
   edge.head_dim = 256, edge.group = 16, edge.kv_heads = 2, edge.window_left = -1, edge.block_tokens = 7;
   add(edge);
+  // A workspace 4 bytes past 16-byte alignment: the merge takes its scalar path.
+  edge.seed = 10, edge.plan = 3, edge.max_len = 3000;
+  add(edge);
+  llama.seed = 11, llama.plan = 3, llama.batch = 2, llama.max_len = 20000, llama.kv_heads = 2, llama.group = 4;
+  add(llama);
   return out;
 }
 
@@ -183,11 +188,12 @@ TEST_P(Decode, MatchesCpu) {
     args.q = q.device;
     KVX_ASSERT_OK(kvx_attention_plan_create(&args, nullptr, &plan));
     KVX_ASSERT_OK(kvx_attention_plan_workspace_bytes(plan, &ws_bytes));
-  } else if (c.plan == 2) {
+  } else if (c.plan >= 2) {
     ws_bytes = 64ull << 20;
   }
-  DeviceBuffer workspace(ws_bytes);
+  DeviceBuffer workspace(ws_bytes + 4);
   workspace.poison();
+  void* ws_ptr = static_cast<char*>(workspace.get()) + (c.plan == 3 ? 4 : 0);
 
   args.cache = &cache.device();
   args.page_table = &table.device();
@@ -195,7 +201,7 @@ TEST_P(Decode, MatchesCpu) {
   args.out = out.device;
   args.lse = c.lse ? lse.device : kvx_tensor_t{};
   args.plan = plan;
-  const kvx_exec_t gpu = cuda_exec(nullptr, workspace.get(), ws_bytes);
+  const kvx_exec_t gpu = cuda_exec(nullptr, ws_bytes > 0 ? ws_ptr : nullptr, ws_bytes);
   const kvx_status_t s = kvx_attention_decode(&args, &gpu);
   kvx_attention_plan_destroy(plan);
   ASSERT_EQ(s, KVX_OK) << kvx_last_error();

@@ -289,10 +289,15 @@ kvx_status_t attention(const kvx_attention_args_t& args, AttentionMode mode, con
     KVX_TRY(check_launch(sm_count(c.device_id, &sms), "kvx_attention_decode: device attribute"));
     const int64_t units = std::max<int64_t>(1, num_seqs * c.num_kv_heads * info.head_tiles);
     const int64_t slots = static_cast<int64_t>(sms) * info.ctas_per_sm;
-    int64_t splits = std::clamp<int64_t>((tuning.waves * slots + units - 1) / units, 1, tuning.split_cap);
+    int64_t splits = std::clamp<int64_t>((tuning.waves * slots + units - 1) / units, 1,
+                                         std::min<int64_t>(tuning.split_cap, kMaxSplits));
     if (args.page_table->kind == KVX_PAGE_TABLE_DENSE)
       splits = std::min(splits, std::max<int64_t>(1, ceil_div(args.page_table->max_blocks, a.min_chunk_pages)));
     splits = std::min<int64_t>(splits, per_split > 0 ? static_cast<int64_t>(exec.workspace_bytes) / per_split : 1);
+    // The lse rows are padded to 4 floats: step down if that pad does not fit.
+    while (splits > 1 && decode_workspace_bytes(num_seqs, args.q.num_heads, c.plane[1].head_dim,
+                                                static_cast<int32_t>(splits)) > exec.workspace_bytes)
+      --splits;
     a.max_splits = static_cast<int32_t>(std::max<int64_t>(splits, 1));
     a.chunk_pages = 0;
   }
@@ -317,11 +322,15 @@ SplitSchedule plan_splits(const int64_t* virt_pages, int64_t num_seqs, int64_t u
     total += virt_pages[b];
     longest = std::max(longest, virt_pages[b]);
   }
-  const int64_t target_items = std::max<int64_t>(1, tuning.waves * slots);
+  int64_t busy = 0;
+  for (int64_t b = 0; b < num_seqs; ++b) busy += virt_pages[b] > 0 ? 1 : 0;
+  const bool ragged = busy > 0 && static_cast<double>(longest) > tuning.ragged_ratio * static_cast<double>(total) / busy;
+  const int64_t target_items = std::max<int64_t>(1, (ragged ? tuning.ragged_waves : tuning.waves) * slots);
   int64_t chunk = std::max(min_chunk_pages, ceil_div(total * units, target_items));
   int64_t splits = longest == 0 ? 1 : ceil_div(longest, chunk);
-  if (splits > tuning.split_cap) {
-    splits = tuning.split_cap;
+  const int64_t cap = std::min<int64_t>(tuning.split_cap, kMaxSplits);
+  if (splits > cap) {
+    splits = cap;
     chunk = ceil_div(longest, splits);
   }
   if (splits <= 1) return {};

@@ -72,6 +72,20 @@ struct DecodeLaunch {
   int64_t min_chunk_pages = 1;
   float* partial = nullptr;  // workspace when max_splits > 1 (decode_workspace_bytes)
 };
+
+// Splits per sequence at most: the merge kernel keeps one weight per split in
+// shared memory.
+inline constexpr int32_t kMaxSplits = 128;
+
+// The split workspace: the partial lse of every (sequence, split, query head),
+// padded to a multiple of 4 floats so that the partial outputs after it start
+// 16-byte aligned (given an aligned workspace), then the partial outputs.
+KVX_HD int64_t partial_lse_floats(int64_t num_seqs, int64_t max_splits, int64_t num_q_heads) {
+  return (num_seqs * max_splits * num_q_heads + 3) / 4 * 4;
+}
+KVX_HD float* partial_outputs(const DecodeLaunch& a) {
+  return a.partial + partial_lse_floats(a.table.num_seqs, a.max_splits, int64_t{a.num_kv_heads} * a.group);
+}
 cudaError_t launch_decode(const DecodeLaunch& a, cudaStream_t stream);
 
 // Bytes of workspace a schedule with `max_splits` needs (0 when 1).

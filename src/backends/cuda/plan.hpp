@@ -25,16 +25,21 @@ inline constexpr uint64_t kPlanMagic = 0x6b76785f706c616eull;  // "kvx_plan"
 
 // Knobs of the split heuristic (the defaults are what docs/perf-notes.md measured).
 struct DecodeTuning {
-  int32_t waves = 2;                // aim at this many CTAs per resident CTA slot
+  int32_t waves = 1;                // aim at this many CTAs per resident CTA slot
+  int32_t ragged_waves = 2;         // ... when the lengths differ (longest > ragged_ratio x mean)
+  double ragged_ratio = 1.25;
   int64_t min_chunk_tokens = 1024;  // a split reads at least this many tokens
-  int32_t split_cap = 128;          // splits per sequence at most
+  int32_t split_cap = 128;          // splits per sequence at most (kMaxSplits bounds it)
 };
 DecodeTuning& decode_tuning();
 
 // The split schedule for sequences of `virt_pages[b]` visible pages, each
 // served by `units` CTAs per split, on a device with `slots` resident CTAs:
 // equal chunks of about total_work / (waves * slots), never under
-// min_chunk_pages, at most split_cap per sequence. Pure host arithmetic.
+// min_chunk_pages, at most split_cap per sequence. One wave is best when the
+// lengths are alike; ragged lengths take two, so that the short CTAs of the
+// second wave fill in behind the long ones (docs/perf-notes.md, round 3).
+// Pure host arithmetic.
 struct SplitSchedule {
   int32_t max_splits = 1;
   int64_t chunk_pages = 0;

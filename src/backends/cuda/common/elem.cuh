@@ -102,4 +102,21 @@ __device__ __forceinline__ void cp_async_wait() {
   asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory");
 }
 
+// Programmatic dependent launch (sm_90): a kernel launched with the
+// programmatic-serialization attribute may start while the previous kernel of
+// its stream still runs; griddep_wait() blocks until that kernel has finished
+// and its writes are visible, and griddep_launch_dependents() lets the next
+// such kernel start once every CTA of this one has called it (or exited).
+// Both are no-ops for a kernel launched the ordinary way, and below sm_90.
+__device__ __forceinline__ void griddep_wait() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.wait;\n" ::: "memory");
+#endif
+}
+__device__ __forceinline__ void griddep_launch_dependents() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
+#endif
+}
+
 }  // namespace kvx::cuda

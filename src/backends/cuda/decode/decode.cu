@@ -1,6 +1,7 @@
 // The decode variants and their launcher.
 //   group 1 (MHA): split_kv_decode_kernel, CUDA cores (at the copy ceiling),
 //     storage f16/bf16 x RT 8, 16, 32 lanes per row (head_dim up to 64, 128, 256).
+//   max_splits > 1: merge_splits_kernel (merge_splits.cuh) combines the splits.
 //   group >= 2 (GQA): mma_decode_kernel, tensor cores, up to 16 query heads
 //     per CTA (more run as tiles of 16 in adjacent CTAs), storage f16/bf16 x
 //     D 64, 128, 256 (head dims padded up to D).
@@ -9,6 +10,7 @@
 #include <algorithm>
 #include <atomic>
 
+#include "backends/cuda/decode/merge_splits.cuh"
 #include "backends/cuda/decode/mma_decode.cuh"
 #include "backends/cuda/decode/split_kv_decode.cuh"
 #include "backends/cuda/launch.hpp"
@@ -76,8 +78,9 @@ cudaError_t prepare(const Variant& v) {
 
 uint64_t decode_workspace_bytes(int64_t num_seqs, int64_t num_q_heads, int64_t head_dim_v, int32_t max_splits) {
   if (max_splits <= 1) return 0;
-  return static_cast<uint64_t>(num_seqs) * static_cast<uint64_t>(max_splits) * static_cast<uint64_t>(num_q_heads) *
-         static_cast<uint64_t>(head_dim_v + 1) * sizeof(float);
+  const int64_t rows = num_seqs * max_splits * num_q_heads;
+  return static_cast<uint64_t>(partial_lse_floats(num_seqs, max_splits, num_q_heads) + rows * head_dim_v) *
+         sizeof(float);
 }
 
 cudaError_t decode_variant_info(Elem cache_dtype, int64_t head_dim_k, int64_t head_dim_v, int32_t group,
@@ -107,11 +110,22 @@ cudaError_t launch_decode(const DecodeLaunch& a, cudaStream_t stream) {
   v.fn<<<grid, v.threads, v.smem, stream>>>(a);
   e = cudaGetLastError();
   if (e != cudaSuccess || a.max_splits <= 1) return e;
+  // The merge, one CTA per (sequence, query head) row, launched as a
+  // programmatic dependent so that its launch overlaps the decode's tail.
   const int64_t rows = a.table.num_seqs * a.num_kv_heads * a.group;
-  const int warps_per_cta = 4;
-  decode::merge_splits_kernel<<<static_cast<unsigned>((rows + warps_per_cta - 1) / warps_per_cta), 32 * warps_per_cta,
-                                0, stream>>>(a);
-  return cudaGetLastError();
+  if (rows == 0) return cudaSuccess;
+  cudaLaunchAttribute attr[1];
+  attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attr[0].val.programmaticStreamSerializationAllowed = 1;
+  cudaLaunchConfig_t cfg = {};
+  cfg.gridDim = dim3(static_cast<unsigned>(rows));
+  cfg.blockDim = dim3(decode::kMergeThreads);
+  cfg.stream = stream;
+  cfg.attrs = attr;
+  cfg.numAttrs = 1;
+  const bool vec4 = reinterpret_cast<uintptr_t>(partial_outputs(a)) % 16 == 0 && a.v.head_dim % 4 == 0;
+  return vec4 ? cudaLaunchKernelEx(&cfg, decode::merge_splits_kernel<4>, a)
+              : cudaLaunchKernelEx(&cfg, decode::merge_splits_kernel<1>, a);
 }
 
 }  // namespace kvx::cuda

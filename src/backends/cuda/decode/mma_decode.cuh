@@ -52,6 +52,7 @@ struct MmaShape {
   static constexpr int kQVecs = kMmaRows * kChunks;
   static constexpr int kSmemBytes = (kRingVecs + 2 * kQVecs) * 16;  // Q as hi and lo parts
   static_assert(kChunks >= 8 && kChunks <= 32, "the swizzle needs 8..32 chunks a row");
+  static_assert(kMmaRows * kChunks % kMmaThreads == 0, "Q items split evenly over the threads");
   // The final combine reuses the ring: [warps][16][D] sums plus [warps][16] (m, l).
   static_assert(kMmaWarps * kMmaRows * (D + 2) * 4 <= kRingVecs * 16, "combine space");
 };
@@ -105,6 +106,22 @@ __global__ void __launch_bounds__(kMmaThreads) mma_decode_kernel(const __grid_co
   const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
   const int64_t dk = a.k.head_dim, dv = a.v.head_dim;
 
+  // The query's loads go out first, so that their latency overlaps the
+  // schedule's and the page table's (they reach shared memory after the
+  // prologue has issued its copies).
+  const int qb = elem_bytes(a.q.dtype);
+  constexpr int kQItems = kMmaRows * CH / kMmaThreads;  // (row, chunk) items per thread
+  float qf[kQItems][8];
+#pragma unroll
+  for (int k = 0; k < kQItems; ++k) {
+    const int i = tid + k * kMmaThreads, r = i / CH, c = i % CH;
+#pragma unroll
+    for (int e = 0; e < 8; ++e) {
+      const int64_t d = c * 8 + e;
+      qf[k][e] = r < heads_here && d < dk ? load_elem(a.q.row(b, first_q_head + r) + d * qb, a.q.dtype) : 0.0f;
+    }
+  }
+
   const SeqSchedule s = schedule_of(a, b);
   if (empty_split(a, u, s, tid)) return;
 
@@ -126,35 +143,33 @@ __global__ void __launch_bounds__(kMmaThreads) mma_decode_kernel(const __grid_co
   const std::byte* v_origin = a.v.base + kvh * a.v.head_stride + col * 16;
   const bool k_live = col * 8 < dk, v_live = col * 8 < dv;
 
-  // Block ids and in-page offsets are loaded one tile before their cp.async,
-  // off the issue path. Masks are warp-uniform: bit r = row r of the tile.
-  int32_t next_block[Shape::kRowsPerLane];
-  int32_t next_token[Shape::kRowsPerLane];
-  uint32_t next_valid = 0, next_visible = 0;
-  auto prefetch_rows = [&](int t) {
-    next_valid = 0, next_visible = 0;
-#pragma unroll
-    for (int i = 0; i < Shape::kRowsPerLane; ++i) {
-      const int r = row0 + Shape::kRowPhases * i;
-      const int32_t vt = vt_begin + t * kCtaTokens + warp * kWarpTokens + r;
-      const int32_t vpage = t_shift >= 0 ? vt >> t_shift : vt / T;
-      const int32_t off = vt - vpage * T;
-      const int32_t page = vpage < sink_pages ? vpage : window_page + vpage - sink_pages;
-      const int32_t pos = page * T + off;
-      const bool valid = vt < vt_end && pos < len;
-      const bool visible = valid && (!windowed || pos >= first_visible || pos < sinks);
-      next_block[i] = valid ? static_cast<int32_t>(a.table.block(b, page)) : 0;
-      next_token[i] = off;
-      const uint32_t vb = __ballot_sync(0xffffffffu, valid), sb = __ballot_sync(0xffffffffu, visible);
-#pragma unroll
-      for (int p = 0; p < Shape::kRowPhases; ++p) {
-        next_valid |= ((vb >> (p * CH)) & 1u) << (p + Shape::kRowPhases * i);
-        next_visible |= ((sb >> (p * CH)) & 1u) << (p + Shape::kRowPhases * i);
-      }
-    }
+  // The page table is read once per row: lane r % 16 of the warp looks up row
+  // r of a tile (TileIds), and the lanes that copy that row take the block id
+  // by shuffle when the tile is issued. Ids are loaded one tile before their
+  // cp.async (kStages tiles at once in the prologue), off the issue path.
+  // Masks are warp-uniform: bit r = row r of the tile.
+  struct TileIds {
+    int32_t block, token;
+    uint32_t valid, visible;
+  };
+  auto load_ids = [&](int t) {
+    const int r = lane % kWarpTokens;
+    const int32_t vt = vt_begin + t * kCtaTokens + warp * kWarpTokens + r;
+    const int32_t vpage = t_shift >= 0 ? vt >> t_shift : vt / T;
+    const int32_t off = vt - vpage * T;
+    const int32_t page = vpage < sink_pages ? vpage : window_page + vpage - sink_pages;
+    const int32_t pos = page * T + off;
+    const bool valid = vt < vt_end && pos < len;
+    const bool visible = valid && (!windowed || pos >= first_visible || pos < sinks);
+    TileIds x;
+    x.block = valid ? static_cast<int32_t>(a.table.block(b, page)) : 0;
+    x.token = off;
+    x.valid = __ballot_sync(0xffffffffu, valid) & 0xffffu;
+    x.visible = __ballot_sync(0xffffffffu, visible) & 0xffffu;
+    return x;
   };
   uint64_t visible_ring = 0;  // 16 visible bits per ring slot
-  auto issue = [&](int t) {
+  auto issue = [&](int t, const TileIds& x) {
     const int slot = t % Shape::kStages;
     if (t < num_tiles) {
       uint4* kbuf = smem + slot * Shape::kStageVecs + warp * 2 * Shape::kPlaneVecs;
@@ -162,51 +177,47 @@ __global__ void __launch_bounds__(kMmaThreads) mma_decode_kernel(const __grid_co
 #pragma unroll
       for (int i = 0; i < Shape::kRowsPerLane; ++i) {
         const int r = row0 + Shape::kRowPhases * i;
-        const bool valid = (next_valid >> r) & 1u;
-        const std::byte* krow = k_origin + next_block[i] * a.k.block_stride + next_token[i] * a.k.token_stride;
-        const std::byte* vrow = v_origin + next_block[i] * a.v.block_stride + next_token[i] * a.v.token_stride;
+        const bool valid = (x.valid >> r) & 1u;
+        const int32_t block = __shfl_sync(0xffffffffu, x.block, r);
+        const int32_t token = __shfl_sync(0xffffffffu, x.token, r);
+        const std::byte* krow = k_origin + block * a.k.block_stride + token * a.k.token_stride;
+        const std::byte* vrow = v_origin + block * a.v.block_stride + token * a.v.token_stride;
         cp_async16(&kbuf[swz<CH>(r, col)], valid ? krow : a.k.base, valid && k_live ? 16 : 0);
         cp_async16(&vbuf[swz<CH>(r, col)], valid ? vrow : a.v.base, valid && v_live ? 16 : 0);
       }
-      visible_ring = (visible_ring & ~(uint64_t{0xffff} << (16 * slot))) | (uint64_t{next_visible} << (16 * slot));
+      visible_ring = (visible_ring & ~(uint64_t{0xffff} << (16 * slot))) | (uint64_t{x.visible} << (16 * slot));
     }
     cp_async_commit();  // an empty group past the end keeps the wait count uniform
   };
 
-  // Prologue: tiles 0 .. kStages-2 in flight; meanwhile Q goes to shared
-  // memory in the storage type (zero rows past the tile's heads, zero columns
-  // past dk), swizzled like K. A query of another dtype (f32) does not fit
-  // the storage type: it is kept as hi + lo parts and S takes two MMAs, so
-  // the logits keep ~16 mantissa bits (the lse is checked to 1e-4).
+  // Prologue: the ids of tiles 0 .. kStages-1 in one round trip, tiles
+  // 0 .. kStages-2 in flight; then Q goes to shared memory in the storage type
+  // (zero rows past the tile's heads, zero columns past dk), swizzled like K.
+  // A query of another dtype (f32) does not fit the storage type: it is kept
+  // as hi + lo parts and S takes two MMAs, so the logits keep ~16 mantissa
+  // bits (the lse is checked to 1e-4).
+  TileIds first_ids[Shape::kStages];
+#pragma unroll
+  for (int t = 0; t < Shape::kStages; ++t) first_ids[t] = load_ids(t);
+#pragma unroll
+  for (int t = 0; t < Shape::kStages - 1; ++t) issue(t, first_ids[t]);
+  TileIds pending = first_ids[Shape::kStages - 1];
   const bool q_split = a.q.dtype != KV::kElem;
 #pragma unroll
-  for (int t = 0; t < Shape::kStages - 1; ++t) {
-    prefetch_rows(t);
-    issue(t);
-  }
-  prefetch_rows(Shape::kStages - 1);
-  {
-    const int qb = elem_bytes(a.q.dtype);
-    for (int i = tid; i < kMmaRows * CH; i += kMmaThreads) {
-      const int r = i / CH, c = i % CH;
-      uint32_t w[4], lo[4];
+  for (int k = 0; k < kQItems; ++k) {
+    const int i = tid + k * kMmaThreads, r = i / CH, c = i % CH;
+    uint32_t w[4], lo[4];
 #pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        float f[2];
-#pragma unroll
-        for (int h = 0; h < 2; ++h) {
-          const int64_t d = c * 8 + 2 * e + h;
-          f[h] = r < heads_here && d < dk ? load_elem(a.q.row(b, first_q_head + r) + d * qb, a.q.dtype) : 0.0f;
-        }
-        w[e] = pack2(f[0], f[1], KV{});
-        const float2 back = unpack2(w[e], KV{});
-        lo[e] = pack2(f[0] - back.x, f[1] - back.y, KV{});
-      }
-      qs[swz<CH>(r, c)] = make_uint4(w[0], w[1], w[2], w[3]);
-      qs_lo[swz<CH>(r, c)] = make_uint4(lo[0], lo[1], lo[2], lo[3]);
+    for (int e = 0; e < 4; ++e) {
+      w[e] = pack2(qf[k][2 * e], qf[k][2 * e + 1], KV{});
+      const float2 back = unpack2(w[e], KV{});
+      lo[e] = pack2(qf[k][2 * e] - back.x, qf[k][2 * e + 1] - back.y, KV{});
     }
+    qs[swz<CH>(r, c)] = make_uint4(w[0], w[1], w[2], w[3]);
+    qs_lo[swz<CH>(r, c)] = make_uint4(lo[0], lo[1], lo[2], lo[3]);
   }
   __syncthreads();  // Q is read by every warp
+  griddep_launch_dependents();  // the merge kernel may be scheduled behind the last wave
 
   const bool softcap = a.softcap > 0.0f;
   const float s_scale = softcap ? a.scale : a.scale * kLog2e;
@@ -221,8 +232,8 @@ __global__ void __launch_bounds__(kMmaThreads) mma_decode_kernel(const __grid_co
 
   for (int t = 0; t < num_tiles; ++t) {
     __syncwarp();  // every lane is done reading the slot refilled below
-    issue(t + Shape::kStages - 1);
-    prefetch_rows(t + Shape::kStages);
+    issue(t + Shape::kStages - 1, pending);
+    pending = load_ids(t + Shape::kStages);
     cp_async_wait<Shape::kStages - 1>();
     __syncwarp();  // the other lanes' copies of this tile are visible
 
@@ -347,8 +358,7 @@ __global__ void __launch_bounds__(kMmaThreads) mma_decode_kernel(const __grid_co
     const int qh = first_q_head + g;
     if (split_mode) {
       const int64_t part = (b * a.max_splits + split) * num_q_heads + qh;
-      const int64_t rows = static_cast<int64_t>(a.table.num_seqs) * a.max_splits * num_q_heads;
-      float* po = a.partial + rows + part * dv + c * 8;  // partial outputs follow the partial lse
+      float* po = partial_outputs(a) + part * dv + c * 8;
 #pragma unroll
       for (int e = 0; e < 8; ++e)
         if (c * 8 + e < dv) po[e] = acc[e] * inv;

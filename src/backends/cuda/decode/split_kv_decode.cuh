@@ -201,6 +201,7 @@ __global__ void __launch_bounds__(kThreads) split_kv_decode_kernel(const __grid_
     issue(t);
   }
   prefetch_rows(kStages - 1);
+  griddep_launch_dependents();  // the merge kernel may be scheduled behind the last wave
 
   float m[GT], l[GT], o[GT][8];
 #pragma unroll
@@ -315,8 +316,7 @@ __global__ void __launch_bounds__(kThreads) split_kv_decode_kernel(const __grid_
     const int qh = first_q_head + g;
     if (split_mode) {
       const int64_t part = (b * a.max_splits + split) * num_q_heads + qh;
-      const int64_t rows = static_cast<int64_t>(a.table.num_seqs) * a.max_splits * num_q_heads;
-      float* po = a.partial + rows + part * dv + c * 8;  // partial outputs follow the partial lse
+      float* po = partial_outputs(a) + part * dv + c * 8;
       if (c * 8 < dv)
 #pragma unroll
         for (int e = 0; e < 8; ++e)
@@ -333,38 +333,6 @@ __global__ void __launch_bounds__(kThreads) split_kv_decode_kernel(const __grid_
       if (c == 0 && a.lse.data != nullptr) *reinterpret_cast<float*>(a.lse.row(b, qh)) = lse;
     }
   }
-}
-
-// Merges the splits of each (sequence, query head): one warp per row.
-__global__ void __launch_bounds__(128) merge_splits_kernel(const __grid_constant__ DecodeLaunch a) {
-  const int num_q_heads = a.num_kv_heads * a.group;
-  const int64_t row = (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) / 32;
-  const int lane = threadIdx.x % 32;
-  if (row >= a.table.num_seqs * num_q_heads) return;
-  const int64_t b = row / num_q_heads;
-  const int qh = static_cast<int>(row % num_q_heads);
-  const int64_t dv = a.v.head_dim;
-  const int S = a.max_splits;
-  const float* lse_part = a.partial + b * S * num_q_heads + qh;  // stride num_q_heads per split
-  const float* o_part = a.partial + a.table.num_seqs * S * num_q_heads;
-  float mmax = -INFINITY;
-  for (int i = 0; i < S; ++i) mmax = fmaxf(mmax, lse_part[i * num_q_heads]);
-  const float m_use = mmax == -INFINITY ? 0.0f : mmax;
-  float wsum = 0.0f;
-  for (int i = 0; i < S; ++i) wsum += __expf(lse_part[i * num_q_heads] - m_use);
-  const float inv = wsum > 0.0f ? 1.0f / wsum : 0.0f;
-  std::byte* orow = a.out.row(b, qh);
-  const int eb = elem_bytes(a.out.dtype);
-  for (int64_t d = lane; d < dv; d += 32) {
-    float acc = 0.0f;
-    for (int i = 0; i < S; ++i) {
-      const float w = __expf(lse_part[i * num_q_heads] - m_use);
-      if (w > 0.0f) acc = fmaf(w, o_part[((b * S + i) * num_q_heads + qh) * dv + d], acc);
-    }
-    store_elem(orow + d * eb, a.out.dtype, acc * inv);
-  }
-  if (lane == 0 && a.lse.data != nullptr)
-    *reinterpret_cast<float*>(a.lse.row(b, qh)) = wsum > 0.0f ? mmax + __logf(wsum) : -INFINITY;
 }
 
 }  // namespace kvx::cuda::decode
