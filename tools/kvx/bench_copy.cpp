@@ -8,12 +8,15 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <atomic>
+#include <chrono>
 #include <cstdio>
 #include <fstream>
 #include <functional>
 #include <numeric>
 #include <random>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "commands.hpp"
@@ -21,6 +24,12 @@
 
 #ifdef KVX_HAVE_CUDA
 #include <cuda_runtime.h>
+#endif
+
+// The source revision of this build (tools/kvx/CMakeLists.txt sets it from
+// `git rev-parse HEAD` at configure time).
+#ifndef KVX_SOURCE_COMMIT
+#define KVX_SOURCE_COMMIT "unknown"
 #endif
 
 namespace kvx::tool {
@@ -49,6 +58,8 @@ struct Options {
   double seconds_per_case = 0.25;
   int64_t max_call_bytes = int64_t{2} << 30;
   std::string command = "kvx bench copy";
+  std::string commit;   // --commit, else $KVX_COMMIT, else the build's
+  std::string filter;   // only cases whose name contains this
 };
 
 void check(cudaError_t e, const char* what) {
@@ -62,10 +73,29 @@ struct Env {
   std::string device, driver, cuda, commit;
 };
 
-// Median milliseconds of `fn` over events on `stream`, after warm-up; the
-// number of runs fills about `seconds_per_case`.
+// The stream waits on this flag (a host function spinning on it) while the
+// host enqueues a timed call, so that the events around the call measure the
+// device's work alone; the host's own cost is timed separately.
+struct Gate {
+  std::atomic<int> open{0};
+  static void CUDART_CB wait(void* p) {
+    auto* g = static_cast<Gate*>(p);
+    while (g->open.load(std::memory_order_acquire) == 0) std::this_thread::yield();
+  }
+};
+
+// One case's timings: the median milliseconds of a whole call (host work and
+// device work in sequence on an idle stream), of the device work alone (the
+// call enqueued behind the gate), and the host microseconds of one call.
+struct Timing {
+  double call_ms = 0, device_ms = 0, host_us = 0;
+};
+
+// Medians after warm-up; the number of runs fills about `seconds_per_case`.
+// `gated` is false where the call enqueues too many operations to wait
+// behind a gate (the stream's queue is finite: the host would block).
 template <typename F>
-double time_ms(cudaStream_t stream, const Options& o, F&& fn) {
+Timing time_case(cudaStream_t stream, const Options& o, bool gated, F&& fn) {
   cudaEvent_t a, b;
   check(cudaEventCreate(&a), "cudaEventCreate");
   check(cudaEventCreate(&b), "cudaEventCreate");
@@ -77,19 +107,47 @@ double time_ms(cudaStream_t stream, const Options& o, F&& fn) {
   float first = 0;
   cudaEventElapsedTime(&first, a, b);
   const int iters = std::clamp(static_cast<int>(o.seconds_per_case * 1e3 / std::max(first, 1e-3f)), o.min_iters, o.max_iters);
-  std::vector<float> t(static_cast<size_t>(iters));
-  for (auto& x : t) {
+  auto median = [](std::vector<double> v) {
+    std::nth_element(v.begin(), v.begin() + v.size() / 2, v.end());
+    return v[v.size() / 2];
+  };
+  std::vector<double> call(static_cast<size_t>(iters)), device, host;
+  for (auto& x : call) {
     check(cudaEventRecord(a, stream), "record");
     fn();
     check(cudaEventRecord(b, stream), "record");
     check(cudaEventSynchronize(b), "sync");
-    cudaEventElapsedTime(&x, a, b);
+    float ms = 0;
+    cudaEventElapsedTime(&ms, a, b);
+    x = ms;
+  }
+  Timing t;
+  t.call_ms = median(call);
+  t.device_ms = t.call_ms;
+  if (gated) {
+    Gate gate;
+    for (int i = 0; i < iters; ++i) {
+      gate.open = 0;
+      check(cudaLaunchHostFunc(stream, Gate::wait, &gate), "cudaLaunchHostFunc");
+      check(cudaEventRecord(a, stream), "record");
+      const auto h0 = std::chrono::steady_clock::now();
+      fn();
+      const auto h1 = std::chrono::steady_clock::now();
+      check(cudaEventRecord(b, stream), "record");
+      gate.open.store(1, std::memory_order_release);
+      check(cudaEventSynchronize(b), "sync");
+      float ms = 0;
+      cudaEventElapsedTime(&ms, a, b);
+      device.push_back(ms);
+      host.push_back(std::chrono::duration<double, std::micro>(h1 - h0).count());
+    }
+    t.device_ms = median(device);
+    t.host_us = median(host);
   }
   check(cudaGetLastError(), "launch");
   cudaEventDestroy(a);
   cudaEventDestroy(b);
-  std::nth_element(t.begin(), t.begin() + iters / 2, t.end());
-  return t[static_cast<size_t>(iters / 2)];
+  return t;
 }
 
 enum class Where { kDevice, kPinned };
@@ -112,6 +170,7 @@ struct Row {
   std::string name, engine, direction, dma_path;
   int64_t block_bytes = 0, blocks = 0;
   double kvx = 0, ceiling = 0, peer = -1;
+  double call_gbs = 0, host_us = -1;  // the whole call, host work included; the host's share
   std::string peer_name;
 };
 
@@ -160,7 +219,9 @@ class Bench {
     void* d1 = alloc(Where::kDevice, bytes);
     void* h = alloc(Where::kPinned, bytes);
     auto gbs = [&](void* dst, const void* src) {
-      const double ms = time_ms(stream_, o_, [&] { check(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDefault, stream_), "memcpy"); });
+      const double ms =
+          time_case(stream_, o_, false, [&] { check(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDefault, stream_), "memcpy"); })
+              .call_ms;
       return bytes / ms / 1e6;
     };
     ceiling_[0] = gbs(d1, d0);  // D2D (one way; x2 for read + write)
@@ -186,6 +247,8 @@ class Bench {
   void scattered(kvx_preset_t ps, kvx_preset_t pd, Where ws, Where wd, int64_t block_tokens, const char* label) {
     const int64_t plane = block_tokens * 8 * 128 * 2;
     const int dir = ws == Where::kDevice ? (wd == Where::kDevice ? 0 : 2) : 1;
+    const std::string group = fmt::format("{}({},T={})", label, dir == 0 ? "D2D" : dir == 1 ? "H2D" : "D2H", block_tokens);
+    if (!o_.filter.empty() && group.find(o_.filter) == std::string::npos) return;
     const int64_t max_n = std::min<int64_t>(65536, o_.max_call_bytes / (2 * plane));
     std::vector<void*> owned, sp, dp;
     const kvx_layout_t src = pool(ps, ws, max_n, block_tokens, &owned, &sp);
@@ -220,9 +283,13 @@ class Bench {
         // engines thousands of tiny copies per block (0.06 GB/s measured):
         // those rows cost the run minutes and say nothing new.
         if (report.engine == KVX_COPY_ENGINE_DMA && ps != pd) continue;
-        const double ms = time_ms(stream_, o_, [&] { check(kvx_copy_blocks(&a, &e), "kvx_copy_blocks"); });
+        check(kvx_copy_blocks(&a, &e), "kvx_copy_blocks");  // the report's launch count
+        // The copy engines are timed whole: their host calls are their cost,
+        // and the batch API can wait on the stream (it hung behind the gate).
+        const bool gated = report.engine != KVX_COPY_ENGINE_DMA && report.launches <= 256;
+        const Timing t = time_case(stream_, o_, gated, [&] { check(kvx_copy_blocks(&a, &e), "kvx_copy_blocks"); });
         verify(src, dst, sb[0], db[0], ws, wd);
-        const double gbs = static_cast<double>(report.bytes) / ms / 1e6;
+        const double gbs = static_cast<double>(report.bytes) / t.device_ms / 1e6;
         Row r;
         r.engine = engine == KVX_COPY_ENGINE_AUTO ? fmt::format("auto({})", engine_name(report.engine))
                                                   : engine_name(report.engine);
@@ -234,12 +301,15 @@ class Bench {
         r.block_bytes = plane;
         r.blocks = n;
         r.kvx = gbs;
+        r.call_gbs = static_cast<double>(report.bytes) / t.call_ms / 1e6;
+        r.host_us = gated ? t.host_us : -1;
         r.ceiling = ceiling_[dir];
         if (mode == KVX_DMA_FALLBACK_ONLY) loop_gbs = gbs;
         r.peer_name = "cudaMemcpyAsync per block";
         r.peer = loop_gbs;
         rows_.push_back(r);
-        std::printf("%-90s %8.2f GB/s  (%5.1f%% of %.1f)\n", r.name.c_str(), gbs, 100 * gbs / r.ceiling, r.ceiling);
+        std::printf("%-90s %8.2f GB/s  (%5.1f%% of %.1f)  call %8.2f GB/s  host %7.1f us\n", r.name.c_str(), gbs,
+                    100 * gbs / r.ceiling, r.ceiling, r.call_gbs, r.host_us);
         std::fflush(stdout);
         if (on_row_) on_row_(rows_);
       }
@@ -284,26 +354,34 @@ void write_results(const Options& o, const Env& env, const std::vector<Row>& row
   std::ofstream js(o.out_dir + "/copy.json");
   js << "{\n \"schema\": 1, \"suite\": \"copy\", \"device\": \"" << json_escape(env.device) << "\", \"driver\": \""
      << env.driver << "\", \"cuda\": \"" << env.cuda << "\", \"commit\": \"" << env.commit << "\",\n \"command\": \""
-     << json_escape(o.command) << "\",\n \"metric_note\": \"payload bytes moved one way per second; D2D ceiling counted the same way\",\n \"rows\": [\n";
+     << json_escape(o.command)
+     << "\",\n \"metric_note\": \"payload bytes moved one way per second; D2D ceiling counted the same way. kvx: the "
+        "device's time for the call (the host enqueues it behind a gate; the copy engines' rows, and the ceilings, "
+        "time the whole call); call_gbs: the whole call on an idle stream, host work included; host_us: the host's time "
+        "to validate and enqueue one call\",\n \"rows\": [\n";
   for (size_t i = 0; i < rows.size(); ++i) {
     const Row& r = rows[i];
     js << fmt::format(
         "  {{\"case\": \"{}\", \"metric\": \"GB/s\", \"kvx\": {:.3f}, \"ceiling\": {:.3f}, \"pct_of_ceiling\": {:.1f}, "
-        "\"peer_name\": {}, \"peer\": {}, \"engine\": \"{}\", \"dma_path\": \"{}\", \"direction\": \"{}\", "
+        "\"peer_name\": {}, \"peer\": {}, \"call_gbs\": {:.3f}, \"host_us\": {}, \"engine\": \"{}\", \"dma_path\": \"{}\", \"direction\": \"{}\", "
         "\"block_bytes\": {}, \"blocks\": {}, \"device\": \"{}\", \"driver\": \"{}\", \"cuda\": \"{}\", "
         "\"commit\": \"{}\", \"command\": \"{}\"}}{}\n",
         json_escape(r.name), r.kvx, r.ceiling, 100 * r.kvx / r.ceiling,
         r.peer_name.empty() ? "null" : "\"" + r.peer_name + "\"", r.peer < 0 ? "null" : fmt::format("{:.3f}", r.peer),
-        r.engine, r.dma_path, r.direction, r.block_bytes, r.blocks, json_escape(env.device), env.driver, env.cuda,
+        r.call_gbs > 0 ? r.call_gbs : r.kvx, r.host_us < 0 ? "null" : fmt::format("{:.1f}", r.host_us), r.engine, r.dma_path, r.direction, r.block_bytes, r.blocks, json_escape(env.device), env.driver, env.cuda,
         env.commit, json_escape(o.command), i + 1 < rows.size() ? "," : "");
   }
   js << " ]\n}\n";
   std::ofstream md(o.out_dir + "/copy.md");
   md << "# kvx bench copy: " << env.device << ", driver " << env.driver << ", CUDA " << env.cuda << ", commit "
-     << env.commit << "\n\nPayload GB/s, one way; median of CUDA-event timings after warm-up.\n\n"
-     << "| case | GB/s | % of ceiling | ceiling | cudaMemcpyAsync per block |\n|---|---|---|---|---|\n";
+     << env.commit << "\n\nPayload GB/s, one way; medians of CUDA-event timings after warm-up. GB/s: the device's "
+        "time for the call (enqueued behind a gate; the copy engines' rows time the whole call); call GB/s: the "
+        "whole call on an idle stream, host validation and enqueue included; host us: the host's share.\n\n"
+     << "| case | GB/s | % of ceiling | ceiling | call GB/s | host us | cudaMemcpyAsync per block |\n"
+        "|---|---|---|---|---|---|---|\n";
   for (const Row& r : rows)
-    md << fmt::format("| {} | {:.1f} | {:.0f}% | {:.1f} | {} |\n", r.name, r.kvx, 100 * r.kvx / r.ceiling, r.ceiling,
+    md << fmt::format("| {} | {:.1f} | {:.0f}% | {:.1f} | {:.1f} | {} | {} |\n", r.name, r.kvx, 100 * r.kvx / r.ceiling,
+                      r.ceiling, r.call_gbs > 0 ? r.call_gbs : r.kvx, r.host_us < 0 ? "" : fmt::format("{:.0f}", r.host_us),
                       r.peer < 0 ? "" : fmt::format("{:.1f}", r.peer));
 }
 
@@ -322,7 +400,11 @@ void run(const Options& o, bool quick) {
   cudaRuntimeGetVersion(&rt);
   env.driver = fmt::format("{}.{}", drv / 1000, drv % 1000 / 10);
   env.cuda = fmt::format("{}.{}", rt / 1000, rt % 1000 / 10);
-  if (const char* c = std::getenv("KVX_COMMIT")) env.commit = c;
+  // The source revision: --commit, else $KVX_COMMIT, else the one CMake read
+  // from git when the build was configured.
+  env.commit = KVX_SOURCE_COMMIT;
+  if (const char* c = std::getenv("KVX_COMMIT"); c != nullptr && *c != '\0') env.commit = c;
+  if (!o.commit.empty()) env.commit = o.commit;
   Options opt = o;
   if (quick) opt.max_call_bytes = int64_t{64} << 20;
   Bench b(opt, env);
@@ -354,6 +436,8 @@ void add_bench_copy_command(CLI::App& app) {
   cmd->add_option("--max-iters", o->max_iters, "timed runs per case at most");
   cmd->add_option("--seconds", o->seconds_per_case, "timed seconds per case (sets the run count)");
   cmd->add_flag("--quick", *quick, "small calls only (a smoke test)");
+  cmd->add_option("--commit", o->commit, "source revision recorded in the results (default: the build's)");
+  cmd->add_option("--filter", o->filter, "run only the cases whose name contains this (e.g. D2D, CONVERT)");
   cmd->callback([o, quick] { run(*o, *quick); });
 }
 #endif

@@ -2,7 +2,7 @@
 // every access as wide as alignment allows. Source or destination may be
 // pinned host memory, read or written directly over the bus (unified
 // addressing): there the kernel's job is to keep enough requests in flight,
-// hence four independent loads before the first store.
+// hence eight independent loads before the first store.
 #include <cuda_runtime.h>
 
 #include <climits>
@@ -36,22 +36,25 @@ struct Unit<1> {
   using T = uint8_t;
 };
 
-// Copies n units of a contiguous run, 4 in flight per thread.
+// Copies n units of a contiguous run, kRunDepth loads in flight per thread
+// (a partial last round too: a CTA sized to one round of a 16 or 32 KiB
+// block issues all its loads before its first store).
+constexpr int kRunDepth = 8;
 template <int kBytes>
 __device__ __forceinline__ void copy_run(std::byte* __restrict__ dst, const std::byte* __restrict__ src, int64_t n) {
   using T = typename Unit<kBytes>::T;
   T* d = reinterpret_cast<T*>(dst);
   const T* s = reinterpret_cast<const T*>(src);
   const int64_t step = blockDim.x;
-  int64_t i = threadIdx.x;
-  for (; i + 3 * step < n; i += 4 * step) {
-    const T a = s[i], b = s[i + step], c = s[i + 2 * step], e = s[i + 3 * step];
-    d[i] = a;
-    d[i + step] = b;
-    d[i + 2 * step] = c;
-    d[i + 3 * step] = e;
+  for (int64_t i = threadIdx.x; i < n; i += kRunDepth * step) {
+    T v[kRunDepth];
+#pragma unroll
+    for (int k = 0; k < kRunDepth; ++k)
+      if (i + k * step < n) v[k] = s[i + k * step];
+#pragma unroll
+    for (int k = 0; k < kRunDepth; ++k)
+      if (i + k * step < n) d[i + k * step] = v[k];
   }
-  for (; i < n; i += step) d[i] = s[i];
 }
 
 __device__ __forceinline__ int64_t dim_offset(const CopySide& s, int64_t d) {
@@ -97,7 +100,9 @@ __device__ __forceinline__ void copy_units(const BlockCopyLaunch& a, int kv, std
   }
 }
 
-template <int kBytes>
+// kUnits: some plane moves unit by unit (the instantiation without it keeps
+// the chunk copy's register count low).
+template <int kBytes, bool kUnits>
 __global__ void block_copy_kernel(const __grid_constant__ BlockCopyLaunch a) {
   const auto* src_base = reinterpret_cast<const std::byte* const*>(a.payload);
   const auto* dst_base = reinterpret_cast<std::byte* const*>(a.payload + sizeof(void*) * a.num_planes);
@@ -117,7 +122,7 @@ __global__ void block_copy_kernel(const __grid_constant__ BlockCopyLaunch a) {
       if (begin >= a.plane_bytes[kv]) continue;
       const int64_t bytes = min(kCopyPieceBytes, a.plane_bytes[kv] - begin);
       copy_run<kBytes>(dst + begin, src + begin, bytes / kBytes);
-    } else if (piece == 0) {
+    } else if (kUnits && piece == 0) {
       copy_units<kBytes>(a, kv, dst, src);
     }
   }
@@ -147,13 +152,16 @@ cudaError_t launch_block_copy(const BlockCopyLaunch& a, int32_t max_ctas, int32_
   const int64_t items = static_cast<int64_t>(a.num_planes) * a.pieces * a.num_pairs;
   if (items == 0) return cudaSuccess;
   const int32_t grid = grid_for(items, max_ctas);
+  const bool units = !a.chunk[0] || (a.num_kv == 2 && !a.chunk[1]);
+  auto kernel = units ? block_copy_kernel<1, true> : block_copy_kernel<1, false>;
   switch (a.unit_bytes) {
-    case 16: block_copy_kernel<16><<<grid, threads, 0, stream>>>(a); break;
-    case 8: block_copy_kernel<8><<<grid, threads, 0, stream>>>(a); break;
-    case 4: block_copy_kernel<4><<<grid, threads, 0, stream>>>(a); break;
-    case 2: block_copy_kernel<2><<<grid, threads, 0, stream>>>(a); break;
-    default: block_copy_kernel<1><<<grid, threads, 0, stream>>>(a); break;
+    case 16: kernel = units ? block_copy_kernel<16, true> : block_copy_kernel<16, false>; break;
+    case 8: kernel = units ? block_copy_kernel<8, true> : block_copy_kernel<8, false>; break;
+    case 4: kernel = units ? block_copy_kernel<4, true> : block_copy_kernel<4, false>; break;
+    case 2: kernel = units ? block_copy_kernel<2, true> : block_copy_kernel<2, false>; break;
+    default: break;
   }
+  kernel<<<grid, threads, 0, stream>>>(a);
   return cudaGetLastError();
 }
 

@@ -61,6 +61,55 @@ struct RawCopyLaunch {
   RawRun runs[kRawRunsPerLaunch];
 };
 
+// Division by a launch-constant d (1 <= d, n < 2^31) as a multiply and a
+// shift: q = (umulhi(n, mul) + n) >> shift.
+struct FastDiv {
+  uint32_t mul = 1, shift = 0;
+};
+FastDiv fast_div(uint32_t d);
+
+// One side of a tiled copy (tile_kernels.cu): a (token, dim) tile of one
+// head of one plane, moved in `unit`-byte pieces along the side's
+// contiguous axis: the tokens (token_axis) or the head dim. A head dim split
+// in groups (vLLM's legacy key) has `group_units` pieces a group, groups
+// `group_stride` bytes apart; otherwise group_units is 0.
+struct TileSide {
+  int64_t block_stride = 0, token_stride = 0, head_stride = 0;
+  int64_t dim_stride = 0, group_stride = 0;
+  int32_t group_units = 0;
+  int32_t unit = 1;
+  int32_t token_axis = 0;
+  int32_t tokens_fast = 0;  // head-dim units: consecutive pieces walk the tokens first
+  int32_t per_inner = 1;    // pieces of the fastest axis (the divisor of div_inner)
+  int32_t tile_units = 0;   // pieces of a tile
+  FastDiv div_inner, div_tile;
+};
+
+constexpr int kTileThreads = 256;
+// Shared memory a CTA of the tiled copy fills with tiles.
+constexpr int kTileSharedBytes = 32 * 1024;
+// Tiles a CTA holds at once at most (their origins sit in shared memory).
+constexpr int kMaxTilesPerCta = 64;
+
+// A tiled launch: one plane kind (K or V) of `num_planes` planes for
+// `num_pairs` pairs; tile = (pair, plane, head, chunk of chunk_tokens).
+struct TileLaunch {
+  TileSide src, dst;
+  int32_t elem = 1;          // bytes of an element (packed int4 moves as bytes)
+  int32_t pitch = 0;         // bytes of a token row in the shared tile
+  int32_t chunk_tokens = 1;  // tokens of a tile
+  int32_t token_chunks = 1;  // tiles a head
+  int32_t num_heads = 0;
+  int32_t tiles_per_cta = 1;
+  int32_t num_tiles = 0;
+  int32_t num_planes = 0;
+  int32_t num_pairs = 0;
+  FastDiv div_chunks, div_heads, div_planes;
+  // payload as BlockCopyLaunch's
+  alignas(16) unsigned char payload[kCopyPayloadBytes];
+};
+
+cudaError_t launch_tile_copy(const TileLaunch& a, int32_t max_ctas, cudaStream_t stream);
 cudaError_t launch_block_copy(const BlockCopyLaunch& a, int32_t max_ctas, int32_t threads, cudaStream_t stream);
 cudaError_t launch_raw_copy(const RawCopyLaunch& a, int32_t max_ctas, cudaStream_t stream);
 

@@ -150,7 +150,142 @@ int32_t choose_unit(const kvx_layout_t& s, const kvx_layout_t& d, const BlockGeo
   return 1;
 }
 
+// Writes pairs from `i0` on (at most `cap`) after the `np` plane bases of a
+// launch payload; returns how many.
+int64_t put_pairs(unsigned char* payload, int64_t np, const kvx_block_copy_args_t& args, int64_t i0, int64_t cap) {
+  auto* pairs = reinterpret_cast<int32_t*>(payload + 2 * sizeof(void*) * np);
+  const int64_t n = std::min(cap, args.num_blocks - i0);
+  for (int64_t i = 0; i < n; ++i) {
+    pairs[2 * i] = args.src_blocks[i0 + i];
+    pairs[2 * i + 1] = args.dst_blocks[i0 + i];
+  }
+  return n;
+}
+
+// ----------------------------------------------------------- tiled copy --
+
+// One side of plane `kv` as the tiled copy moves it, for tiles of `tc`
+// tokens; false where neither the head dim nor the token axis is contiguous
+// (the unit kernel serves those).
+bool tile_side(const kvx_layout_t& l, int kv, const BlockGeometry& g, int64_t elem, int64_t tc, TileSide* out) {
+  const kvx_plane_t& p = l.plane[kv];
+  const bool packed = l.dtype == KVX_DTYPE_INT4;
+  const int64_t row = g.row_bytes[kv], dims = row / elem;
+  const int64_t ds = packed ? 1 : p.dim_stride_bytes, inner = packed ? 0 : p.head_dim_inner;
+  TileSide s;
+  s.block_stride = p.block_stride_bytes;
+  s.token_stride = p.token_stride_bytes;
+  s.head_stride = p.head_stride_bytes;
+  s.dim_stride = ds;
+  s.group_stride = p.dim_outer_stride_bytes;
+  if (ds == elem || dims == 1) s.token_axis = 0;
+  else if (p.token_stride_bytes == elem && g.block_tokens > 1) s.token_axis = 1;
+  else return false;
+  const int64_t run = s.token_axis ? tc * elem : row;  // contiguous bytes along the axis
+  auto fits = [&](int64_t u) {
+    if (u < elem || u % elem != 0 || run % u != 0) return false;
+    if (!aligned(s.block_stride, u) || !aligned(s.head_stride, u)) return false;
+    if (!s.token_axis) {
+      if (!aligned(s.token_stride, u)) return false;
+      if (inner != 0 && ((inner * elem) % u != 0 || !aligned(s.group_stride, u))) return false;
+    } else {
+      if (!aligned(ds, u) || (inner != 0 && !aligned(s.group_stride, u))) return false;
+    }
+    for (int64_t layer = 0; layer < g.num_layers; ++layer)
+      if (!aligned(plane_base(l, layer, kv), u)) return false;
+    return true;
+  };
+  int64_t u = 16;
+  while (u > 1 && !fits(u)) u /= 2;
+  if (!fits(u)) return false;
+  s.unit = static_cast<int32_t>(u);
+  if (s.token_axis) {
+    s.group_units = static_cast<int32_t>(inner);  // in elements on this axis
+    s.per_inner = static_cast<int32_t>(run / u);
+    s.tile_units = static_cast<int32_t>(dims * s.per_inner);
+  } else {
+    s.group_units = inner != 0 ? static_cast<int32_t>(inner * elem / u) : 0;
+    const int64_t next_unit = s.group_units == 1 ? s.group_stride : u;  // bytes between consecutive pieces of a row
+    s.tokens_fast = tc > 1 && s.token_stride < next_unit ? 1 : 0;
+    s.per_inner = static_cast<int32_t>(s.tokens_fast ? tc : row / u);
+    s.tile_units = static_cast<int32_t>(tc * (row / u));
+  }
+  s.div_inner = fast_div(static_cast<uint32_t>(s.per_inner));
+  s.div_tile = fast_div(static_cast<uint32_t>(s.tile_units));
+  *out = s;
+  return true;
+}
+
+// The launch shape of plane kind `kv` (payload and counts are the caller's).
+bool tile_plan(const kvx_layout_t& s, const kvx_layout_t& d, int kv, const BlockGeometry& g, TileLaunch* a) {
+  const int64_t elem = s.dtype == KVX_DTYPE_INT4 ? 1 : g.elem_bytes;
+  const int64_t pitch = (g.row_bytes[kv] + 15) / 16 * 16 + 16;
+  // The most tokens of a head that divide block_tokens and fit a tile.
+  int64_t tc = 0;
+  for (int64_t t = g.block_tokens; t >= 1 && tc == 0; --t)
+    if (g.block_tokens % t == 0 && t * pitch <= kTileSharedBytes / 2) tc = t;
+  if (tc == 0 || !tile_side(s, kv, g, elem, tc, &a->src) || !tile_side(d, kv, g, elem, tc, &a->dst)) return false;
+  a->elem = static_cast<int32_t>(elem);
+  a->pitch = static_cast<int32_t>(pitch);
+  a->chunk_tokens = static_cast<int32_t>(tc);
+  a->token_chunks = static_cast<int32_t>(g.block_tokens / tc);
+  a->num_heads = static_cast<int32_t>(g.num_heads);
+  a->tiles_per_cta = static_cast<int32_t>(std::clamp<int64_t>(kTileSharedBytes / (tc * pitch), 1, kMaxTilesPerCta));
+  a->div_chunks = fast_div(static_cast<uint32_t>(a->token_chunks));
+  a->div_heads = fast_div(static_cast<uint32_t>(a->num_heads));
+  return true;
+}
+
+kvx_status_t tile_copy(const kvx_block_copy_args_t& args, const TransferConfig& cfg, const BlockGeometry& g,
+                       TransferStats* stats, bool* done) {
+  const kvx_layout_t& s = *args.src;
+  const kvx_layout_t& d = *args.dst;
+  std::unique_ptr<TileLaunch> launch[2];
+  for (int kv = 0; kv < g.num_kv; ++kv) {
+    launch[kv] = std::make_unique<TileLaunch>();
+    if (!tile_plan(s, d, kv, g, launch[kv].get())) return KVX_OK;  // *done stays false
+  }
+  auto stream = static_cast<cudaStream_t>(cfg.exec.stream);
+  const int64_t plane_cap = kCopyPayloadBytes / 2 / 16;
+  for (int kv = 0; kv < g.num_kv; ++kv) {
+    TileLaunch& a = *launch[kv];
+    for (int64_t l0 = 0; l0 < g.num_layers; l0 += plane_cap) {
+      const int64_t np = std::min(plane_cap, g.num_layers - l0);
+      a.num_planes = static_cast<int32_t>(np);
+      a.div_planes = fast_div(static_cast<uint32_t>(np));
+      auto* src_base = reinterpret_cast<const std::byte**>(a.payload);
+      auto* dst_base = reinterpret_cast<std::byte**>(a.payload + sizeof(void*) * np);
+      for (int64_t p = 0; p < np; ++p) {
+        src_base[p] = plane_base(s, l0 + p, kv);
+        dst_base[p] = plane_base(d, l0 + p, kv);
+      }
+      const int64_t tiles_per_pair = np * a.num_heads * a.token_chunks;
+      const int64_t pairs_per_launch =
+          std::min<int64_t>((kCopyPayloadBytes - 16 * np) / 8, INT32_MAX / 2 / tiles_per_pair);
+      for (int64_t i0 = 0; i0 < args.num_blocks; i0 += pairs_per_launch) {
+        const int64_t n = put_pairs(a.payload, np, args, i0, pairs_per_launch);
+        a.num_pairs = static_cast<int32_t>(n);
+        a.num_tiles = static_cast<int32_t>(n * tiles_per_pair);
+        const cudaError_t e = launch_tile_copy(a, cfg.max_ctas, stream);
+        if (e != cudaSuccess) return cuda_fail(e, "tiled copy kernel launch");
+        ++stats->launches;
+        stats->runs += a.num_tiles;
+      }
+    }
+  }
+  stats->bytes = args.num_blocks * g.num_layers * g.block_bytes();
+  *done = true;
+  return KVX_OK;
+}
+
 }  // namespace
+
+FastDiv fast_div(uint32_t d) {
+  FastDiv f;
+  while ((uint64_t{1} << f.shift) < d) ++f.shift;
+  f.mul = static_cast<uint32_t>(((uint64_t{1} << 32) * ((uint64_t{1} << f.shift) - d)) / d + 1);
+  return f;
+}
 
 kvx_status_t copy_blocks(const kvx_block_copy_args_t& args, const TransferConfig& cfg, TransferStats* stats) {
   CurrentDevice device(cfg.device_id);
@@ -159,6 +294,15 @@ kvx_status_t copy_blocks(const kvx_block_copy_args_t& args, const TransferConfig
   const kvx_layout_t& d = *args.dst;
   const BlockGeometry g = block_geometry(s, d);
   if (cfg.engine == KVX_COPY_ENGINE_DMA) return dma_runs(block_copy_runs(args, g), cfg, stats);
+  // Planes that are not one contiguous run each move through shared-memory
+  // tiles, read and written along each side's contiguous axis.
+  bool any_strided = false;
+  for (int kv = 0; kv < g.num_kv; ++kv) any_strided = any_strided || g.move[kv] != PlaneMove::kChunk;
+  if (any_strided) {
+    bool done = false;
+    KVX_TRY(tile_copy(args, cfg, g, stats, &done));
+    if (done) return KVX_OK;
+  }
 
   auto launch = std::make_unique<BlockCopyLaunch>();
   BlockCopyLaunch& a = *launch;
@@ -176,12 +320,14 @@ kvx_status_t copy_blocks(const kvx_block_copy_args_t& args, const TransferConfig
   a.unit_bytes = choose_unit(s, d, g, a);
   a.elem_per_unit = static_cast<int32_t>(a.unit_bytes / g.elem_bytes);
   for (int kv = 0; kv < g.num_kv; ++kv) a.row_units[kv] = static_cast<int32_t>(g.row_bytes[kv] / a.unit_bytes);
-  // Units one CTA moves per item decide its width: enough threads for four
-  // units each, 64 to 256.
+  // Units one CTA moves per item decide its width: one round of eight loads
+  // in flight per thread (the copy kernel's depth), 64 to 256 threads.
+  // Measured (bench/copy/copy_variants.cu, H100): 16 KiB blocks at 128
+  // threads 93% of the copy ceiling, at 256 threads (half a round) 80%.
   int64_t units = 0;
   for (int kv = 0; kv < g.num_kv; ++kv)
     units = std::max(units, (a.chunk[kv] ? std::min(g.plane_bytes[kv], kCopyPieceBytes) : g.plane_bytes[kv]) / a.unit_bytes);
-  const int32_t threads = static_cast<int32_t>(std::clamp<int64_t>((units / 4 + 31) / 32 * 32, 64, 256));
+  const int32_t threads = static_cast<int32_t>(std::clamp<int64_t>((units / 8 + 31) / 32 * 32, 64, 256));
 
   // The planes and pairs of one launch fill its payload: all planes when
   // they take at most half of it, else whole layers' worth.
@@ -200,14 +346,9 @@ kvx_status_t copy_blocks(const kvx_block_copy_args_t& args, const TransferConfig
       src_base[p] = plane_base(s, layer, kv);
       dst_base[p] = plane_base(d, layer, kv);
     }
-    auto* pairs = reinterpret_cast<int32_t*>(a.payload + 2 * sizeof(void*) * np);
     const int64_t pairs_per_launch = (kCopyPayloadBytes - 16 * np) / 8;
     for (int64_t i0 = 0; i0 < args.num_blocks; i0 += pairs_per_launch) {
-      const int64_t n = std::min(pairs_per_launch, args.num_blocks - i0);
-      for (int64_t i = 0; i < n; ++i) {
-        pairs[2 * i] = args.src_blocks[i0 + i];
-        pairs[2 * i + 1] = args.dst_blocks[i0 + i];
-      }
+      const int64_t n = put_pairs(a.payload, np, args, i0, pairs_per_launch);
       a.num_pairs = static_cast<int32_t>(n);
       const cudaError_t e = launch_block_copy(a, cfg.max_ctas, threads, stream);
       if (e != cudaSuccess) return cuda_fail(e, "block copy kernel launch");
