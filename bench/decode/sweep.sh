@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The split-heuristic sweep of docs/perf-notes.md: `kvx bench decode` over
 # waves x min-chunk-tokens for the shapes the heuristic decides, without peers.
-#   bench/decode/sweep.sh KVX_BINARY OUT_DIR [ITERS]
+#   [COMMIT=rev] [SHAPES=...] [WAVES=...] [MIN_TOKENS=...] bench/decode/sweep.sh KVX_BINARY OUT_DIR [ITERS]
 # appends one JSON row a run to OUT_DIR/sweep.jsonl and prints it as a line.
 set -euo pipefail
 mkdir -p "$2"
@@ -22,7 +22,7 @@ for name in ${SHAPES:-b1x32k b16x2k gqa8 b64x4k}; do
   for w in $waves_list; do
     for m in $tokens_list; do
       dir="$(mktemp -d)"
-      "$kvx" bench decode --only "${shapes[$name]}" --iters "$iters" --peers none --waves "$w" --min-chunk-tokens "$m" \
+      "$kvx" bench decode --only "${shapes[$name]}" --iters "$iters" --peers none --commit "${COMMIT:-unknown}" --waves "$w" --min-chunk-tokens "$m" \
         --out "$dir" >"$dir/log.txt" 2>&1
       python3 -c "import json; d=json.load(open('$dir/decode.json')); r=d['rows'][0]; \
 r.update(shape='$name', waves=$w, min_tokens=$m, device=d['device']); open('$out/sweep.jsonl', 'a').write(json.dumps(r) + '\n'); \
