@@ -125,17 +125,8 @@ __global__ void __launch_bounds__(kMmaThreads) mma_decode_kernel(const __grid_co
   const SeqSchedule s = schedule_of(a, b);
   if (empty_split(a, u, s, tid)) return;
 
-  // Token arithmetic in 32 bits, with a shift for power-of-two block sizes
-  // (as in split_kv_decode.cuh).
-  const int32_t T = a.table.block_tokens;
-  const int32_t t_shift = (T & (T - 1)) == 0 ? __ffs(T) - 1 : -1;
-  const int32_t vt_begin = static_cast<int32_t>(split * s.chunk * T);
-  const int32_t vt_end = static_cast<int32_t>(min(s.virt_pages, (split + 1) * s.chunk) * T);
-  const int32_t len = static_cast<int32_t>(s.len), first_visible = static_cast<int32_t>(s.first_visible);
-  const int32_t sink_pages = static_cast<int32_t>(s.sink_pages), window_page = static_cast<int32_t>(s.window_page);
-  const int32_t sinks = static_cast<int32_t>(min(a.sink_tokens, int64_t{len}));
-  const bool windowed = a.window_left >= 0;
-  const int num_tiles = (vt_end - vt_begin + kCtaTokens - 1) / kCtaTokens;
+  const SplitTokens st = split_tokens(a, s, split);
+  const int num_tiles = (st.end - st.begin + kCtaTokens - 1) / kCtaTokens;
 
   // This lane copies chunk `col` of rows row0 + kRowPhases * i of its warp's tiles.
   const int col = lane % CH, row0 = lane / CH;
@@ -154,13 +145,9 @@ __global__ void __launch_bounds__(kMmaThreads) mma_decode_kernel(const __grid_co
   };
   auto load_ids = [&](int t) {
     const int r = lane % kWarpTokens;
-    const int32_t vt = vt_begin + t * kCtaTokens + warp * kWarpTokens + r;
-    const int32_t vpage = t_shift >= 0 ? vt >> t_shift : vt / T;
-    const int32_t off = vt - vpage * T;
-    const int32_t page = vpage < sink_pages ? vpage : window_page + vpage - sink_pages;
-    const int32_t pos = page * T + off;
-    const bool valid = vt < vt_end && pos < len;
-    const bool visible = valid && (!windowed || pos >= first_visible || pos < sinks);
+    int32_t page, off;
+    bool valid, visible;
+    st.locate(st.begin + t * kCtaTokens + warp * kWarpTokens + r, &page, &off, &valid, &visible);
     TileIds x;
     x.block = valid ? static_cast<int32_t>(a.table.block(b, page)) : 0;
     x.token = off;

@@ -74,6 +74,42 @@ __device__ __forceinline__ SeqSchedule schedule_of(const DecodeLaunch& a, int64_
   return s;
 }
 
+// The tokens of one split, in 32-bit arithmetic (positions fit: seq_lens are
+// int32) with a shift for power-of-two block sizes: a 64-bit division per row
+// was the largest instruction cost of the loop (docs/perf-notes.md).
+// Virtual tokens [begin, end) are the split's part of the visible pages.
+struct SplitTokens {
+  int32_t T = 1, t_shift = 0, begin = 0, end = 0, len = 0;
+  int32_t first_visible = 0, sink_pages = 0, window_page = 0, sinks = 0;
+  bool windowed = false;
+
+  // Virtual token vt: its page of the sequence and offset in that page,
+  // whether the token exists (valid) and whether the query sees it (visible).
+  __device__ __forceinline__ void locate(int32_t vt, int32_t* page, int32_t* off, bool* valid, bool* visible) const {
+    const int32_t vpage = t_shift >= 0 ? vt >> t_shift : vt / T;
+    *off = vt - vpage * T;
+    *page = vpage < sink_pages ? vpage : window_page + vpage - sink_pages;
+    const int32_t pos = *page * T + *off;
+    *valid = vt < end && pos < len;
+    *visible = *valid && (!windowed || pos >= first_visible || pos < sinks);
+  }
+};
+
+__device__ __forceinline__ SplitTokens split_tokens(const DecodeLaunch& a, const SeqSchedule& s, int split) {
+  SplitTokens st;
+  st.T = a.table.block_tokens;
+  st.t_shift = (st.T & (st.T - 1)) == 0 ? __ffs(st.T) - 1 : -1;
+  st.begin = static_cast<int32_t>(split * s.chunk * st.T);
+  st.end = static_cast<int32_t>(min(s.virt_pages, (split + 1) * s.chunk) * st.T);
+  st.len = static_cast<int32_t>(s.len);
+  st.first_visible = static_cast<int32_t>(s.first_visible);
+  st.sink_pages = static_cast<int32_t>(s.sink_pages);
+  st.window_page = static_cast<int32_t>(s.window_page);
+  st.sinks = static_cast<int32_t>(min(a.sink_tokens, s.len));
+  st.windowed = a.window_left >= 0;
+  return st;
+}
+
 // What one CTA of either decode kernel owns: sequence b, kv head kvh, the
 // tile-th group of up to `tile_heads` of its query heads, and split `split`
 // of the sequence's visible pages (grid: x = sequence x kv head x head
@@ -135,18 +171,8 @@ __global__ void __launch_bounds__(kThreads) split_kv_decode_kernel(const __grid_
     for (int e = 0; e < 8; ++e) q[g][e] = live ? load_elem(qrow + e * elem_bytes(a.q.dtype), a.q.dtype) * q_scale : 0.0f;
   }
 
-  // Token arithmetic in 32 bits (positions fit: seq_lens are int32), with a
-  // shift for power-of-two block sizes: 64-bit division per row was the
-  // largest instruction cost of the loop (docs/perf-notes.md).
-  const int32_t T = a.table.block_tokens;
-  const int32_t t_shift = (T & (T - 1)) == 0 ? __ffs(T) - 1 : -1;
-  const int32_t vt_begin = static_cast<int32_t>(split * s.chunk * T);
-  const int32_t vt_end = static_cast<int32_t>(min(s.virt_pages, (split + 1) * s.chunk) * T);
-  const int32_t len = static_cast<int32_t>(s.len), first_visible = static_cast<int32_t>(s.first_visible);
-  const int32_t sink_pages = static_cast<int32_t>(s.sink_pages), window_page = static_cast<int32_t>(s.window_page);
-  const int32_t sinks = static_cast<int32_t>(min(a.sink_tokens, int64_t{len}));
-  const bool windowed = a.window_left >= 0;
-  const int num_tiles = (vt_end - vt_begin + Tile::kTokens - 1) / Tile::kTokens;
+  const SplitTokens st = split_tokens(a, s, split);
+  const int num_tiles = (st.end - st.begin + Tile::kTokens - 1) / Tile::kTokens;
   // Row origins of this CTA's kv head and 16-byte column.
   const std::byte* k_origin = a.k.base + kvh * a.k.head_stride + col * 16;
   const std::byte* v_origin = a.v.base + kvh * a.v.head_stride + col * 16;
@@ -161,13 +187,9 @@ __global__ void __launch_bounds__(kThreads) split_kv_decode_kernel(const __grid_
     next_bits = 0;
 #pragma unroll
     for (int k = 0; k < kRowsPerThread; ++k) {
-      const int32_t vt = vt_begin + t * Tile::kTokens + grp + k * Tile::kGroups;
-      const int32_t vpage = t_shift >= 0 ? vt >> t_shift : vt / T;
-      const int32_t off = vt - vpage * T;
-      const int32_t page = vpage < sink_pages ? vpage : window_page + vpage - sink_pages;
-      const int32_t pos = page * T + off;
-      const bool valid = vt < vt_end && pos < len;
-      const bool visible = valid && (!windowed || pos >= first_visible || pos < sinks);
+      int32_t page, off;
+      bool valid, visible;
+      st.locate(st.begin + t * Tile::kTokens + grp + k * Tile::kGroups, &page, &off, &valid, &visible);
       next_block[k] = valid ? static_cast<int32_t>(a.table.block(b, page)) : 0;
       next_token[k] = off;
       next_bits |= (valid ? 1u : 0u) << k;
