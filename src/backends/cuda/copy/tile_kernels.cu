@@ -121,7 +121,7 @@ __device__ __forceinline__ TileAt tile_at(const TileLaunch& a, uint32_t tile) {
   return at;
 }
 
-constexpr int kDepth = 8;
+constexpr int kDepth = 4;
 
 template <int kElem>
 __global__ void tile_copy_kernel(const __grid_constant__ TileLaunch a) {
