@@ -4,10 +4,10 @@
 // One CTA per row. The split weights exp(lse_i - max) are computed once (one
 // thread per split) and kept in shared memory. Then the CTA's threads form
 // groups that each own every G-th split, a thread of a group owns VEC columns
-// of the output, and it issues its loads for all of its splits before it sums
-// them (the old one-warp-per-row merge walked the splits one latency at a
-// time: 46 us for 32 splits at 1 x 32k, docs/perf-notes.md). The groups meet
-// in shared memory.
+// of the output, and it issues its loads for up to 8 of its splits before it
+// sums them (at d 128: 8 groups, so 64 splits take one round of loads; the old
+// one-warp-per-row merge walked the splits one latency at a time: 46 us for
+// 32 splits at 1 x 32k, docs/perf-notes.md). The groups meet in shared memory.
 //
 // Launched as a programmatic dependent of the decode kernel (sm_90): its
 // launch overlaps the decode grid's tail, and griddep_wait() holds it until
@@ -21,8 +21,8 @@
 
 namespace kvx::cuda::decode {
 
-constexpr int kMergeThreads = 128;
-static_assert(kMaxSplits <= kMergeThreads * 4, "weights per thread");
+constexpr int kMergeThreads = 256;
+static_assert(kMaxSplits <= kMergeThreads, "one split weight a thread");
 
 template <int VEC>
 struct Floats;
@@ -82,24 +82,12 @@ __global__ void __launch_bounds__(kMergeThreads) merge_splits_kernel(const __gri
 
   griddep_wait();  // the decode grid's partials are complete and visible
 
-  float lse[kMaxSplits / kMergeThreads > 0 ? kMaxSplits / kMergeThreads : 1];
-  float mx = -INFINITY;
-#pragma unroll
-  for (int k = 0; k < kMaxSplits / kMergeThreads; ++k) {
-    const int i = tid + k * kMergeThreads;
-    lse[k] = i < S ? lse_part[i * num_q_heads] : -INFINITY;
-    mx = fmaxf(mx, lse[k]);
-  }
-  mx = block_reduce<true>(mx, scratch);
+  const float lse = tid < S ? lse_part[tid * num_q_heads] : -INFINITY;
+  const float mx = block_reduce<true>(lse, scratch);
   const float mu = mx == -INFINITY ? 0.0f : mx;
-  float wsum = 0.0f;
-#pragma unroll
-  for (int k = 0; k < kMaxSplits / kMergeThreads; ++k) {
-    const float w = __expf(lse[k] - mu);  // 0 for an empty split (lse -inf)
-    weight[tid + k * kMergeThreads] = w;
-    wsum += w;
-  }
-  wsum = block_reduce<false>(wsum, scratch);  // its barrier also publishes `weight`
+  const float w = __expf(lse - mu);  // 0 for an empty split (lse -inf) and past S
+  if (tid < kMaxSplits) weight[tid] = w;
+  const float wsum = block_reduce<false>(w, scratch);  // its barrier also publishes `weight`
 
   const int cols = static_cast<int>(dv / VEC);
   const int groups = cols >= kMergeThreads ? 1 : kMergeThreads / cols;
@@ -111,12 +99,12 @@ __global__ void __launch_bounds__(kMergeThreads) merge_splits_kernel(const __gri
     const int c = c0 + tid % (cols < kMergeThreads ? cols : kMergeThreads);
     V acc{};
     if (g < groups && c < cols) {
-#pragma unroll 4
+#pragma unroll 8
       for (int i = g; i < S; i += groups) {
-        const float w = weight[i];
+        const float wi = weight[i];
         // An empty split's outputs were never written: skip them, whatever they hold.
-        const V x = w > 0.0f ? reinterpret_cast<const V*>(o_part + i * split_stride)[c] : V{};
-        axpy(w, x, acc);
+        const V x = wi > 0.0f ? reinterpret_cast<const V*>(o_part + i * split_stride)[c] : V{};
+        axpy(wi, x, acc);
       }
     }
     sums[tid] = acc;
