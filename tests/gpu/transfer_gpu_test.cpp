@@ -233,6 +233,26 @@ TEST_F(TransferGpu, EveryPresetPairEveryDtype) {
   EXPECT_GT(ran, 13 * 13 * 4) << "seed " << seed;
 }
 
+// Long blocks with a wide head dim: the tiled copy cuts each head into
+// several token chunks (a 64-token f32 head of 256 dims is 64 KiB, over one
+// tile), the legacy value moves along tokens chunk by chunk.
+TEST_F(TransferGpu, TiledCopyCutsLongBlocksIntoTokenChunks) {
+  int ran = 0, cases = 0;
+  uint64_t seed = 515;
+  for (auto [s, d] : {std::pair{KVX_PRESET_VLLM_LEGACY, KVX_PRESET_VLLM_FLASH_NHD},
+                      std::pair{KVX_PRESET_VLLM_FLASH_NHD, KVX_PRESET_VLLM_LEGACY},
+                      std::pair{KVX_PRESET_FLASHINFER_HND, KVX_PRESET_VLLM_LEGACY},
+                      std::pair{KVX_PRESET_VLLM_FLASH_NHD, KVX_PRESET_FLASHINFER_HND}})
+    for (kvx_dtype_t dt : {KVX_DTYPE_F32, KVX_DTYPE_BF16, KVX_DTYPE_FP8_E4M3})
+      for (auto [sm, dm] : {std::pair{Mem::kDevice, Mem::kDevice}, std::pair{Mem::kPinned, Mem::kDevice}}) {
+        const Case c{s, d, dt, 2, 5, 64, 3, 256, sm, dm, KVX_COPY_ENGINE_SM_KERNEL};
+        run_case(c, ++seed, stream_, &ran);
+        if (HasFatalFailure()) return;
+        ++cases;
+      }
+  EXPECT_EQ(ran, cases);
+}
+
 TEST_F(TransferGpu, CudaConvertBlocksMatchesCpu) {
   Rng rng(99);
   kvx_preset_params_t p = KVX_PRESET_PARAMS_INIT;
