@@ -22,11 +22,11 @@ for name in ${SHAPES:-b1x32k b16x2k gqa8 b64x4k}; do
   for w in $waves_list; do
     for m in $tokens_list; do
       dir="$(mktemp -d)"
-      "$kvx" bench decode --only "${shapes[$name]}" --iters "$iters" --peers none --commit "${COMMIT:-unknown}" --waves "$w" --min-chunk-tokens "$m" \
+      "$kvx" bench decode --only "${shapes[$name]}" --iters "$iters" --peers none --commit "${COMMIT:-unknown}" --waves "$w" --min-chunk-tokens "$m" ${SWEEP_ARGS:-} \
         --out "$dir" >"$dir/log.txt" 2>&1
       python3 -c "import json; d=json.load(open('$dir/decode.json')); r=d['rows'][0]; \
-r.update(shape='$name', waves=$w, min_tokens=$m, device=d['device']); open('$out/sweep.jsonl', 'a').write(json.dumps(r) + '\n'); \
-print('$name waves=$w min_tokens=$m', r['kvx'], 'GB/s', r['pct_of_ceiling'], '% splits', r.get('splits'), 'us', r['time_us'])"
+r.update(shape='$name', waves=$w, min_tokens=$m, args='${SWEEP_ARGS:-}', device=d['device']); open('$out/sweep.jsonl', 'a').write(json.dumps(r) + '\n'); \
+print('$name waves=$w min_tokens=$m ${SWEEP_ARGS:-}', r['kvx'], 'GB/s', r['pct_of_ceiling'], '% splits', r.get('splits'), 'us', r['time_us'])"
       rm -rf "$dir"
     done
   done
