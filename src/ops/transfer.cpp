@@ -281,8 +281,25 @@ bool pools_meet(const kvx_layout_t& s, const kvx_layout_t& d) {
   return false;
 }
 
+// Block ids in [0, num_blocks) and not the null block: one pass without
+// branches (the compiler vectorises it), the offending index looked up only
+// after a failure.
 kvx_status_t check_blocks(const int32_t* blocks, int64_t n, const kvx_layout_t& l, const char* name) {
-  for (int64_t i = 0; i < n; ++i) {
+  // Negative ids wrap past 2^31, above every valid id; a null block outside
+  // [0, 2^31) equals no id that passes the range test.
+  const auto limit = static_cast<uint32_t>(std::min<int64_t>(l.num_blocks, int64_t{1} << 31));
+  const auto null = static_cast<uint32_t>(l.null_block >= 0 && l.null_block < limit ? l.null_block : limit);
+  const auto* ids = reinterpret_cast<const uint32_t*>(blocks);
+  auto is_bad = [limit, null](uint32_t id) { return static_cast<uint32_t>(id >= limit) | static_cast<uint32_t>(id == null); };
+  uint32_t bad = 0;
+  // Fixed-length chunks: -O2's cheap vectoriser takes only known trip counts.
+  constexpr int64_t kChunk = 64;
+  int64_t i = 0;
+  for (; i + kChunk <= n; i += kChunk)
+    for (int64_t j = 0; j < kChunk; ++j) bad |= is_bad(ids[i + j]);
+  for (; i < n; ++i) bad |= is_bad(ids[i]);
+  if (bad == 0) return KVX_OK;
+  for (i = 0; i < n; ++i) {
     if (blocks[i] < 0 || blocks[i] >= l.num_blocks)
       return fail(KVX_ERR_INVALID_ARGUMENT, "{}[{}]: block {} is outside [0, {})", name, i, blocks[i], l.num_blocks);
     if (blocks[i] == l.null_block)
@@ -291,29 +308,66 @@ kvx_status_t check_blocks(const int32_t* blocks, int64_t n, const kvx_layout_t& 
   return KVX_OK;
 }
 
-// Whether the pairs are free of hazards, by one bit per block of the
-// destination pool: a pass over the pairs instead of a sort (the sort of 16k
-// pairs took longer than the copy). Blocks are in range (checked before).
-bool hazard_free(const int32_t* src, const int32_t* dst, int64_t n, bool one_pool, int64_t num_blocks) {
-  std::vector<uint64_t> written(static_cast<size_t>((num_blocks + 63) / 64), 0);
+// Whether the pairs are free of hazards: destinations distinct and, within
+// one pool, no source among them. Ids are checked (in [0, 2^31)) before.
+// Two ways, both one pass over the pairs with no sort (the sort of 16k pairs
+// took longer than their copy), scratch kept per thread between calls:
+// - a byte per block of the destination pool while the pool has at most
+//   64 blocks a pair (plus 64k): clearing the map costs less than hashing;
+//   bytes rather than bits, as a bit's read-modify-write doubled the cost
+//   of a pair (bench/copy/host_cost.cpp);
+// - else a hash set of the destinations, 2-4 slots a pair (a large host
+//   tier and a short list).
+bool hazard_free_marked(const int32_t* src, const int32_t* dst, int64_t n, bool one_pool, int64_t num_blocks) {
+  thread_local std::vector<uint8_t> written;
+  written.assign(static_cast<size_t>(num_blocks), 0);
+  uint32_t seen = 0;
   for (int64_t i = 0; i < n; ++i) {
-    uint64_t& w = written[static_cast<size_t>(dst[i] >> 6)];
-    const uint64_t bit = uint64_t{1} << (dst[i] & 63);
-    if (w & bit) return false;
-    w |= bit;
+    seen |= written[static_cast<size_t>(dst[i])];
+    written[static_cast<size_t>(dst[i])] = 1;
   }
   if (one_pool)
-    for (int64_t i = 0; i < n; ++i)
-      if (written[static_cast<size_t>(src[i] >> 6)] & (uint64_t{1} << (src[i] & 63))) return false;
+    for (int64_t i = 0; i < n; ++i) seen |= written[static_cast<size_t>(src[i])];
+  return seen == 0;
+}
+
+bool hazard_free_hashed(const int32_t* src, const int32_t* dst, int64_t n, bool one_pool) {
+  constexpr uint32_t kEmpty = ~0u;
+  thread_local std::vector<uint32_t> slots;
+  int shift = 6;
+  while ((int64_t{1} << shift) < 2 * n) ++shift;
+  const uint32_t mask = (uint32_t{1} << shift) - 1;
+  slots.assign(size_t{1} << shift, kEmpty);
+  // Fibonacci hashing: the top bits of id * 2^64 / phi spread runs of ids.
+  auto home = [shift](uint32_t id) { return static_cast<uint32_t>((id * 0x9E3779B97F4A7C15ull) >> (64 - shift)); };
+  for (int64_t i = 0; i < n; ++i) {
+    const auto id = static_cast<uint32_t>(dst[i]);
+    uint32_t k = home(id);
+    while (slots[k] != kEmpty) {
+      if (slots[k] == id) return false;
+      k = (k + 1) & mask;
+    }
+    slots[k] = id;
+  }
+  if (one_pool)
+    for (int64_t i = 0; i < n; ++i) {
+      const auto id = static_cast<uint32_t>(src[i]);
+      for (uint32_t k = home(id); slots[k] != kEmpty; k = (k + 1) & mask)
+        if (slots[k] == id) return false;
+    }
   return true;
+}
+
+bool hazard_free(const int32_t* src, const int32_t* dst, int64_t n, bool one_pool, int64_t num_blocks) {
+  return num_blocks <= 64 * n + 65536 ? hazard_free_marked(src, dst, n, one_pool, num_blocks)
+                                     : hazard_free_hashed(src, dst, n, one_pool);
 }
 
 // Destinations distinct; within one pool, no block both read and written
 // (the pairs run in parallel, so either order could win).
 kvx_status_t check_block_hazards(const int32_t* src, const int32_t* dst, int64_t n, bool one_pool, int64_t num_blocks) {
-  // The bitmap costs num_blocks / 8 bytes: taken while that is not much
-  // more than the pairs themselves; the sort below finds the offending pair.
-  if (num_blocks <= 64 * n + 4096 && hazard_free(src, dst, n, one_pool, num_blocks)) return KVX_OK;
+  if (hazard_free(src, dst, n, one_pool, num_blocks)) return KVX_OK;
+  // A hazard: the sort finds the pair to name.
   std::vector<std::pair<int32_t, int64_t>> seen;  // (block, index << 1 | is_src)
   seen.reserve(static_cast<size_t>(n) * (one_pool ? 2 : 1));
   for (int64_t i = 0; i < n; ++i) {

@@ -5,6 +5,8 @@
 // field, before any byte is copied.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <climits>
 #include <cstring>
 #include <random>
 #include <string>
@@ -46,6 +48,8 @@ Geometry small_geometry(int64_t num_blocks) {
   g.D = g.Dv = 16;
   return g;
 }
+
+std::string fmt_index(const char* name, size_t i) { return std::string(name) + "[" + std::to_string(i) + "]"; }
 
 bool all_poison(Cache& c) {
   for (auto& b : c.buffers())
@@ -304,6 +308,96 @@ TEST_F(TransferBadInput, SupportsCopiesNothing) {
   EXPECT_EQ(kvx_copy_blocks_supports(&a_, &exec), KVX_OK) << kvx_last_error();
   EXPECT_EQ(report.engine, KVX_COPY_ENGINE_CPU);
   EXPECT_TRUE(all_poison(dst_));
+}
+
+// Block-list checks over long lists, against a naive oracle: ids (one pass
+// in fixed chunks plus a tail) and hazards, both on pools with a byte of
+// scratch per block and on a pool of 2^22 blocks with a short list (a hash
+// set of the destinations). Only validated (the pools are never touched:
+// their bases are far-apart addresses nothing maps).
+class BlockListChecks : public ::testing::Test {
+ protected:
+  kvx_layout_t pool(int64_t num_blocks, uintptr_t base) {
+    kvx_preset_params_t p = kvx::testing::params_of(small_geometry(num_blocks));
+    kvx_layout_t l = kvx_layout_init();
+    EXPECT_EQ(kvx_layout_preset(KVX_PRESET_UNIVERSAL, &p, &l), KVX_OK) << kvx_last_error();
+    l.base = reinterpret_cast<void*>(base);
+    return l;
+  }
+  kvx_status_t validate(const kvx_layout_t& s, const kvx_layout_t& d, const std::vector<int32_t>& sb,
+                        const std::vector<int32_t>& db) {
+    kvx_block_copy_args_t a = KVX_BLOCK_COPY_ARGS_INIT;
+    a.src = &s;
+    a.dst = &d;
+    a.src_blocks = sb.data();
+    a.dst_blocks = db.data();
+    a.num_blocks = static_cast<int64_t>(sb.size());
+    const kvx_exec_t exec = cpu_exec();
+    return kvx_copy_blocks_supports(&a, &exec);
+  }
+};
+
+TEST_F(BlockListChecks, IdsOutOfRangeOrNullAnywhereInALongList) {
+  const kvx_layout_t s = pool(1000, uintptr_t{1} << 40);
+  kvx_layout_t d = pool(1000, uintptr_t{2} << 40);
+  std::mt19937_64 rng(21);
+  const std::vector<int32_t> sb = random_blocks(rng, 1000, 200), db = random_blocks(rng, 1000, 200);
+  ASSERT_EQ(validate(s, d, sb, db), KVX_OK) << kvx_last_error();
+  // Inside the chunked pass (index 100), in its tail (199), at both ends.
+  for (int32_t bad : {1000, -1, INT32_MIN, INT32_MAX})
+    for (size_t at : {size_t{0}, size_t{100}, size_t{199}}) {
+      std::vector<int32_t> b = db;
+      b[at] = bad;
+      EXPECT_EQ(validate(s, d, sb, b), KVX_ERR_INVALID_ARGUMENT) << "block " << bad << " at " << at;
+      EXPECT_NE(std::string(kvx_last_error()).find(fmt_index("args.dst_blocks", at)), std::string::npos)
+          << kvx_last_error();
+    }
+  d.null_block = db[150];
+  EXPECT_EQ(validate(s, d, sb, db), KVX_ERR_INVALID_ARGUMENT);
+  EXPECT_NE(std::string(kvx_last_error()).find("args.dst_blocks[150]: block"), std::string::npos) << kvx_last_error();
+  EXPECT_NE(std::string(kvx_last_error()).find("null block"), std::string::npos) << kvx_last_error();
+}
+
+// Seeds 0-59: 2-301 pairs, some with a hazard planted at random indices;
+// the verdict must match a naive set check, in both scratch modes and with
+// the two sides one pool or two.
+TEST_F(BlockListChecks, HazardsMatchANaiveCheck) {
+  for (int64_t num_blocks : {int64_t{512}, int64_t{1} << 22}) {
+    const kvx_layout_t s = pool(num_blocks, uintptr_t{1} << 40);
+    const kvx_layout_t d = pool(num_blocks, uintptr_t{1} << 42);
+    int verdicts[2] = {0, 0};  // clean, hazard: both must occur
+    for (uint64_t seed = 0; seed < 60; ++seed) {
+      std::mt19937_64 rng(seed);
+      const int64_t n = 2 + static_cast<int64_t>(rng() % 300);
+      // 2n distinct ids spread over the pool: destinations, then sources.
+      const int64_t values = std::min(num_blocks, 2 * n + static_cast<int64_t>(rng() % (4 * n)));
+      const int64_t scale = std::max<int64_t>(1, (num_blocks - 1) / values);
+      std::vector<int32_t> ids = random_blocks(rng, values, 2 * n);
+      for (int32_t& id : ids) id = static_cast<int32_t>(id * scale);
+      std::vector<int32_t> db(ids.begin(), ids.begin() + n), sb(ids.begin() + n, ids.end());
+      // Seeds by thirds: no hazard, a repeated destination, a source that
+      // is also a destination (a hazard within one pool only).
+      const auto i = static_cast<size_t>(rng() % static_cast<uint64_t>(n));
+      const auto j = (i + 1 + static_cast<size_t>(rng() % static_cast<uint64_t>(n - 1))) % static_cast<size_t>(n);
+      if (seed % 3 == 1) db[j] = db[i];
+      if (seed % 3 == 2) sb[j] = db[i];
+      for (bool one_pool : {false, true}) {
+        std::vector<int32_t> dsts = db;
+        std::sort(dsts.begin(), dsts.end());
+        bool hazard = std::adjacent_find(dsts.begin(), dsts.end()) != dsts.end();
+        for (int32_t b : sb) hazard = hazard || (one_pool && std::binary_search(dsts.begin(), dsts.end(), b));
+        ++verdicts[hazard ? 1 : 0];
+        const kvx_status_t st = validate(s, one_pool ? s : d, sb, db);
+        EXPECT_EQ(st, hazard ? KVX_ERR_INVALID_ARGUMENT : KVX_OK)
+            << "seed " << seed << " pool " << num_blocks << " one_pool " << one_pool << ": " << kvx_last_error();
+        if (hazard) {
+          EXPECT_NE(std::string(kvx_last_error()).find("args.dst_blocks["), std::string::npos) << kvx_last_error();
+        }
+      }
+    }
+    EXPECT_GE(verdicts[0], 10) << "pool " << num_blocks;
+    EXPECT_GE(verdicts[1], 10) << "pool " << num_blocks;
+  }
 }
 
 class RawBadInput : public ::testing::Test {
