@@ -57,46 +57,38 @@ __device__ __forceinline__ void copy_run(std::byte* __restrict__ dst, const std:
   }
 }
 
-__device__ __forceinline__ int64_t dim_offset(const CopySide& s, int64_t d) {
-  if (s.head_dim_inner == 0) return d * s.dim_stride;
-  return (d / s.head_dim_inner) * s.dim_outer_stride + (d % s.head_dim_inner) * s.dim_stride;
+// Offset of unit `u` of a plane on one side: u -> (token, head, unit j of
+// the row), tokens outermost, every division a multiply and a shift.
+__device__ __forceinline__ int64_t unit_offset(const BlockCopyLaunch& a, const CopySide& s, int kv, uint32_t u) {
+  const uint32_t r = fdiv(a.div_row[kv], u), j = u - r * a.row_units[kv];
+  const uint32_t t = fdiv(a.div_heads, r), h = r - t * a.num_heads;
+  int64_t off = t * s.token_stride + h * s.head_stride;
+  if (s.group_units == 0) return off + j * s.unit_stride;
+  const uint32_t grp = fdiv(s.div_group, j);
+  return off + grp * s.dim_outer_stride + (j - grp * s.group_units) * s.unit_stride;
 }
 
-// One (head row unit) of a plane: u -> (token, head, unit of the row), with
-// tokens outermost; either side may order its rows otherwise, and a row's
-// units are contiguous on both, so each access is still a full unit.
+// One plane of a block unit by unit: either side may order its rows
+// otherwise, and a row's units are contiguous on both (or whole groups of
+// vLLM's legacy key), so each access is a full unit. kRunDepth loads in
+// flight per thread, as in copy_run; the store recomputes its offset rather
+// than holding kRunDepth of them in registers.
 template <int kBytes>
 __device__ __forceinline__ void copy_units(const BlockCopyLaunch& a, int kv, std::byte* __restrict__ dst,
                                            const std::byte* __restrict__ src) {
   using T = typename Unit<kBytes>::T;
   const CopySide& ss = a.src[kv];
   const CopySide& ds = a.dst[kv];
-  const int32_t per_row = a.row_units[kv];
-  const int32_t n = a.block_tokens * a.num_heads * per_row;
-  auto offsets = [&](int32_t u, int64_t* so, int64_t* dof) {
-    const int32_t j = u % per_row;
-    const int32_t r = u / per_row;
-    const int32_t t = r / a.num_heads, h = r % a.num_heads;
-    const int64_t d = static_cast<int64_t>(j) * a.elem_per_unit;
-    *so = t * ss.token_stride + h * ss.head_stride + dim_offset(ss, d);
-    *dof = t * ds.token_stride + h * ds.head_stride + dim_offset(ds, d);
-  };
-  const int32_t step = blockDim.x;
-  int32_t u = threadIdx.x;
-  for (; u + 3 * step < n; u += 4 * step) {
-    int64_t so[4], dof[4];
-    T v[4];
+  const uint32_t n = static_cast<uint32_t>(a.block_tokens * a.num_heads * a.row_units[kv]);
+  const uint32_t step = blockDim.x;
+  for (uint32_t u0 = threadIdx.x; u0 < n; u0 += kRunDepth * step) {
+    T v[kRunDepth];
 #pragma unroll
-    for (int k = 0; k < 4; ++k) offsets(u + k * step, &so[k], &dof[k]);
+    for (int k = 0; k < kRunDepth; ++k)
+      if (u0 + k * step < n) v[k] = *reinterpret_cast<const T*>(src + unit_offset(a, ss, kv, u0 + k * step));
 #pragma unroll
-    for (int k = 0; k < 4; ++k) v[k] = *reinterpret_cast<const T*>(src + so[k]);
-#pragma unroll
-    for (int k = 0; k < 4; ++k) *reinterpret_cast<T*>(dst + dof[k]) = v[k];
-  }
-  for (; u < n; u += step) {
-    int64_t so, dof;
-    offsets(u, &so, &dof);
-    *reinterpret_cast<T*>(dst + dof) = *reinterpret_cast<const T*>(src + so);
+    for (int k = 0; k < kRunDepth; ++k)
+      if (u0 + k * step < n) *reinterpret_cast<T*>(dst + unit_offset(a, ds, kv, u0 + k * step)) = v[k];
   }
 }
 

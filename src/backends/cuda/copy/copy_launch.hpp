@@ -18,14 +18,30 @@ constexpr int kCopyPayloadBytes = 31 * 1024;
 // Contiguous runs longer than this are cut into pieces, one per CTA.
 constexpr int64_t kCopyPieceBytes = int64_t{64} << 10;
 
-// Strides (bytes) of one plane on one side.
+// Division by a launch-constant d (1 <= d, n < 2^31) as a multiply and a
+// shift: q = (umulhi(n, mul) + n) >> shift.
+struct FastDiv {
+  uint32_t mul = 1, shift = 0;
+};
+FastDiv fast_div(uint32_t d);
+#ifdef __CUDACC__
+__device__ __forceinline__ uint32_t fdiv(const FastDiv& f, uint32_t n) { return (__umulhi(n, f.mul) + n) >> f.shift; }
+#endif
+
+// Strides (bytes) of one plane on one side, and where the units of a head
+// row lie: unit j at (j / group_units) * dim_outer_stride + (j %
+// group_units) * unit_stride, or j * unit_stride where the head dim is not
+// split in groups (group_units 0).
 struct CopySide {
   int64_t block_stride = 0, token_stride = 0, head_stride = 0;
-  int64_t dim_stride = 0, dim_outer_stride = 0, head_dim_inner = 0;
+  int64_t unit_stride = 0, dim_outer_stride = 0;
+  int32_t group_units = 0;
+  FastDiv div_group;
 };
 
-// A launch of block copies: `num_planes` (layer, kv) planes, plane p of kv
-// p % num_kv, for `num_pairs` (src block, dst block) pairs. A plane of a
+// A launch of block copies: `num_planes` (layer, kind) planes, plane p of
+// kind p % num_kv (K and V, or only one of them), for `num_pairs` (src
+// block, dst block) pairs. A plane of a
 // block moves either as one contiguous run (chunk[kv], cut into `pieces`
 // pieces of kCopyPieceBytes) or unit by unit: `unit_bytes` bytes (16, 8, 4,
 // 2 or 1: the widest that every address of the launch is aligned to and
@@ -35,11 +51,11 @@ struct BlockCopyLaunch {
   int64_t plane_bytes[2] = {0, 0};
   int32_t chunk[2] = {0, 0};
   int32_t row_units[2] = {0, 0};  // units per head row
+  FastDiv div_row[2], div_heads;  // by row_units[kv], by num_heads
   int32_t num_kv = 2;
   int32_t block_tokens = 0;
   int32_t num_heads = 0;
   int32_t unit_bytes = 1;
-  int32_t elem_per_unit = 1;
   int32_t pieces = 1;
   int32_t num_planes = 0;
   int32_t num_pairs = 0;
@@ -61,12 +77,6 @@ struct RawCopyLaunch {
   RawRun runs[kRawRunsPerLaunch];
 };
 
-// Division by a launch-constant d (1 <= d, n < 2^31) as a multiply and a
-// shift: q = (umulhi(n, mul) + n) >> shift.
-struct FastDiv {
-  uint32_t mul = 1, shift = 0;
-};
-FastDiv fast_div(uint32_t d);
 
 // One side of a tiled copy (tile_kernels.cu): a (token, dim) tile of one
 // head of one plane, moved in `unit`-byte pieces along the side's

@@ -9,13 +9,12 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <vector>
 
 #include "backends/cuda/copy/copy_launch.hpp"
 
 namespace kvx::cuda {
 namespace {
-
-__device__ __forceinline__ uint32_t fdiv(const FastDiv& f, uint32_t n) { return (__umulhi(n, f.mul) + n) >> f.shift; }
 
 // 16, 8, 4, 2 or 1 bytes (the side's unit) as the low bytes of a uint4.
 __device__ __forceinline__ uint4 load_unit(const std::byte* p, int unit) {
@@ -128,8 +127,13 @@ __global__ void tile_copy_kernel(const __grid_constant__ TileLaunch a) {
   extern __shared__ __align__(16) std::byte tiles[];
   __shared__ TileAt origin[kMaxTilesPerCta];
   const uint32_t tile_bytes = a.chunk_tokens * a.pitch;
-  for (uint32_t first = blockIdx.x * a.tiles_per_cta; first < a.num_tiles; first += gridDim.x * a.tiles_per_cta) {
-    const uint32_t tiles_here = min(a.tiles_per_cta, a.num_tiles - first);
+  // An even share of the tiles for each CTA, in batches of tiles_per_cta:
+  // batches dealt round-robin left the last round of a small call (1k
+  // blocks: 1.5 batches a CTA) to a third of the CTAs.
+  const uint32_t end = static_cast<uint32_t>(static_cast<uint64_t>(a.num_tiles) * (blockIdx.x + 1) / gridDim.x);
+  for (uint32_t first = static_cast<uint32_t>(static_cast<uint64_t>(a.num_tiles) * blockIdx.x / gridDim.x); first < end;
+       first += a.tiles_per_cta) {
+    const uint32_t tiles_here = min(a.tiles_per_cta, end - first);
     // Each tile's origin once per batch, not once per piece.
     for (uint32_t b = threadIdx.x; b < tiles_here; b += blockDim.x) origin[b] = tile_at(a, first + b);
     __syncthreads();
@@ -187,14 +191,31 @@ cudaError_t launch_tile_copy(const TileLaunch& a, int32_t max_ctas, cudaStream_t
   if (a.num_tiles == 0) return cudaSuccess;
   const size_t smem = static_cast<size_t>(a.tiles_per_cta) * a.chunk_tokens * a.pitch;
   const int threads = kTileThreads;
-  int device = 0, sms = 0, per_sm = 0;
-  cudaError_t e = cudaGetDevice(&device);
-  if (e == cudaSuccess) e = cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device);
   auto kernel = a.elem == 4 ? tile_copy_kernel<4> : a.elem == 2 ? tile_copy_kernel<2> : tile_copy_kernel<1>;
-  if (e == cudaSuccess) e = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, threads, smem);
+  // Resident CTAs of this kernel and tile size, asked once per thread and
+  // device (the occupancy query cost microseconds per launch).
+  struct Resident {
+    int device, elem;
+    size_t smem;
+    int ctas;
+  };
+  thread_local std::vector<Resident> known;
+  int device = 0;
+  cudaError_t e = cudaGetDevice(&device);
   if (e != cudaSuccess) return e;
+  int ctas = 0;
+  for (const Resident& r : known)
+    if (r.device == device && r.elem == a.elem && r.smem == smem) ctas = r.ctas;
+  if (ctas == 0) {
+    int sms = 0, per_sm = 0;
+    e = cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device);
+    if (e == cudaSuccess) e = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, threads, smem);
+    if (e != cudaSuccess) return e;
+    ctas = std::max(per_sm, 1) * sms;
+    known.push_back({device, a.elem, smem, ctas});
+  }
   int64_t grid = (static_cast<int64_t>(a.num_tiles) + a.tiles_per_cta - 1) / a.tiles_per_cta;
-  grid = std::min<int64_t>(grid, static_cast<int64_t>(std::max(per_sm, 1)) * sms);
+  grid = std::min<int64_t>(grid, ctas);
   if (max_ctas > 0) grid = std::min<int64_t>(grid, max_ctas);
   kernel<<<static_cast<int>(grid), threads, smem, stream>>>(a);
   return cudaGetLastError();

@@ -105,43 +105,61 @@ kvx_status_t dma_runs(const std::vector<CopyRun>& runs, const TransferConfig& cf
 bool aligned(int64_t v, int64_t unit) { return v % unit == 0; }
 bool aligned(const void* p, int64_t unit) { return reinterpret_cast<uintptr_t>(p) % unit == 0; }
 
-// A plane as the kernel sees it: head rows of `row_elems` elements of
-// `elem` bytes (INT4 rows as bytes: they are always packed).
-CopySide side_of(const kvx_plane_t& p, kvx_dtype_t dtype) {
-  CopySide s;
-  s.block_stride = p.block_stride_bytes;
-  s.token_stride = p.token_stride_bytes;
-  s.head_stride = p.head_stride_bytes;
-  s.dim_stride = dtype == KVX_DTYPE_INT4 ? 1 : p.dim_stride_bytes;
-  s.dim_outer_stride = p.dim_outer_stride_bytes;
-  s.head_dim_inner = dtype == KVX_DTYPE_INT4 ? 0 : p.head_dim_inner;
-  return s;
+// The strides of one side of a plane in bytes (INT4 rows as bytes: they are
+// always packed).
+struct PlaneSide {
+  int64_t block, token, head, dim, outer, inner;
+};
+
+PlaneSide plane_side(const kvx_plane_t& p, kvx_dtype_t dtype) {
+  const bool packed = dtype == KVX_DTYPE_INT4;
+  return {p.block_stride_bytes, p.token_stride_bytes, p.head_stride_bytes, packed ? 1 : p.dim_stride_bytes,
+          p.dim_outer_stride_bytes, packed ? 0 : p.head_dim_inner};
 }
 
 // Whether `unit` bytes at a time keep every access aligned and inside a
 // contiguous run of a head row, on one side of one plane.
-bool unit_fits_side(const CopySide& s, int64_t unit, int64_t elem, int64_t row_elems, bool chunk) {
-  if (!aligned(s.block_stride, unit)) return false;
+bool unit_fits_side(const PlaneSide& s, int64_t unit, int64_t elem, int64_t row_elems, bool chunk) {
+  if (!aligned(s.block, unit)) return false;
   if (chunk) return true;
   const int64_t per = unit / elem;
-  if (!aligned(s.token_stride, unit) || !aligned(s.head_stride, unit) || row_elems % per != 0) return false;
+  if (!aligned(s.token, unit) || !aligned(s.head, unit) || row_elems % per != 0) return false;
   if (per == 1) return true;
-  if (s.dim_stride != elem) return false;
-  return s.head_dim_inner == 0 || (s.head_dim_inner % per == 0 && aligned(s.dim_outer_stride, unit));
+  if (s.dim != elem) return false;
+  return s.inner == 0 || (s.inner % per == 0 && aligned(s.outer, unit));
+}
+
+// A side as the copy kernel walks it in `unit`-byte pieces (unit_fits_side).
+CopySide copy_side(const PlaneSide& p, int64_t unit, int64_t elem) {
+  const int64_t per = unit / elem;
+  CopySide c;
+  c.block_stride = p.block;
+  c.token_stride = p.token;
+  c.head_stride = p.head;
+  c.unit_stride = per * p.dim;
+  if (p.inner != 0) {
+    c.group_units = static_cast<int32_t>(p.inner / per);
+    c.div_group = fast_div(static_cast<uint32_t>(c.group_units));
+    c.dim_outer_stride = p.outer;
+  }
+  return c;
 }
 
 std::byte* plane_base(const kvx_layout_t& l, int64_t layer, int kv) { return row_address(l, layer, kv, 0, 0, 0); }
 
-int32_t choose_unit(const kvx_layout_t& s, const kvx_layout_t& d, const BlockGeometry& g, const BlockCopyLaunch& a) {
+// The widest unit every plane kind of `kinds` (and every plane base) allows.
+int32_t choose_unit(const kvx_layout_t& s, const kvx_layout_t& d, const BlockGeometry& g, const int* kinds, int n) {
   const int64_t elem = g.elem_bytes;
   for (int32_t unit : {16, 8, 4, 2, 1}) {
     if (unit < elem || unit % elem != 0) continue;
     bool ok = true;
-    for (int kv = 0; kv < g.num_kv && ok; ++kv) {
-      const bool chunk = a.chunk[kv] != 0;
+    for (int i = 0; i < n && ok; ++i) {
+      const int kv = kinds[i];
+      const bool chunk = g.move[kv] == PlaneMove::kChunk;
       const int64_t row_elems = g.row_bytes[kv] / elem;
-      ok = ok && (!chunk || aligned(g.plane_bytes[kv], unit)) && unit_fits_side(a.src[kv], unit, elem, row_elems, chunk) &&
-           unit_fits_side(a.dst[kv], unit, elem, row_elems, chunk);
+      ok = (!chunk || aligned(g.plane_bytes[kv], unit)) &&
+           unit_fits_side(plane_side(s.plane[kv], s.dtype), unit, elem, row_elems, chunk) &&
+           unit_fits_side(plane_side(d.plane[kv], d.dtype), unit, elem, row_elems, chunk);
       for (int64_t layer = 0; layer < g.num_layers && ok; ++layer)
         ok = aligned(plane_base(s, layer, kv), unit) && aligned(plane_base(d, layer, kv), unit);
     }
@@ -236,18 +254,15 @@ bool tile_plan(const kvx_layout_t& s, const kvx_layout_t& d, int kv, const Block
   return true;
 }
 
+// Moves the plane kinds with a plan in `launch` through shared-memory tiles.
 kvx_status_t tile_copy(const kvx_block_copy_args_t& args, const TransferConfig& cfg, const BlockGeometry& g,
-                       TransferStats* stats, bool* done) {
+                       const std::unique_ptr<TileLaunch>* launch, TransferStats* stats) {
   const kvx_layout_t& s = *args.src;
   const kvx_layout_t& d = *args.dst;
-  std::unique_ptr<TileLaunch> launch[2];
-  for (int kv = 0; kv < g.num_kv; ++kv) {
-    launch[kv] = std::make_unique<TileLaunch>();
-    if (!tile_plan(s, d, kv, g, launch[kv].get())) return KVX_OK;  // *done stays false
-  }
   auto stream = static_cast<cudaStream_t>(cfg.exec.stream);
   const int64_t plane_cap = kCopyPayloadBytes / 2 / 16;
   for (int kv = 0; kv < g.num_kv; ++kv) {
+    if (!launch[kv]) continue;
     TileLaunch& a = *launch[kv];
     for (int64_t l0 = 0; l0 < g.num_layers; l0 += plane_cap) {
       const int64_t np = std::min(plane_cap, g.num_layers - l0);
@@ -273,8 +288,70 @@ kvx_status_t tile_copy(const kvx_block_copy_args_t& args, const TransferConfig& 
       }
     }
   }
-  stats->bytes = args.num_blocks * g.num_layers * g.block_bytes();
-  *done = true;
+  return KVX_OK;
+}
+
+// Moves plane kinds kinds[0..n) through registers, one CTA a plane of a
+// block: whole chunks, or unit by unit where rows or units lie apart.
+kvx_status_t register_copy(const kvx_block_copy_args_t& args, const TransferConfig& cfg, const BlockGeometry& g,
+                           const int* kinds, int n_kinds, TransferStats* stats) {
+  const kvx_layout_t& s = *args.src;
+  const kvx_layout_t& d = *args.dst;
+  auto launch = std::make_unique<BlockCopyLaunch>();
+  BlockCopyLaunch& a = *launch;
+  a.num_kv = n_kinds;
+  a.block_tokens = static_cast<int32_t>(g.block_tokens);
+  a.num_heads = static_cast<int32_t>(g.num_heads);
+  a.div_heads = fast_div(static_cast<uint32_t>(g.num_heads));
+  a.unit_bytes = choose_unit(s, d, g, kinds, n_kinds);
+  a.pieces = 1;
+  // Units one CTA moves per item decide its width: one round of eight loads
+  // in flight per thread (the copy kernel's depth), 64 to 256 threads.
+  // Measured (bench/copy/copy_variants.cu, H100): 16 KiB blocks at 128
+  // threads 93% of the copy ceiling, at 256 threads (half a round) 80%.
+  int64_t units = 0;
+  for (int i = 0; i < n_kinds; ++i) {
+    const int kv = kinds[i];
+    const int64_t elem = g.elem_bytes;
+    a.src[i] = copy_side(plane_side(s.plane[kv], s.dtype), a.unit_bytes, elem);
+    a.dst[i] = copy_side(plane_side(d.plane[kv], d.dtype), a.unit_bytes, elem);
+    a.plane_bytes[i] = g.plane_bytes[kv];
+    a.chunk[i] = g.move[kv] == PlaneMove::kChunk ? 1 : 0;
+    a.row_units[i] = static_cast<int32_t>(g.row_bytes[kv] / a.unit_bytes);
+    a.div_row[i] = fast_div(static_cast<uint32_t>(a.row_units[i]));
+    if (a.chunk[i])
+      a.pieces = std::max<int32_t>(a.pieces, static_cast<int32_t>((g.plane_bytes[kv] + kCopyPieceBytes - 1) / kCopyPieceBytes));
+    units = std::max(units, (a.chunk[i] ? std::min(g.plane_bytes[kv], kCopyPieceBytes) : g.plane_bytes[kv]) / a.unit_bytes);
+  }
+  const int32_t threads = static_cast<int32_t>(std::clamp<int64_t>((units / 8 + 31) / 32 * 32, 64, 256));
+
+  // The planes and pairs of one launch fill its payload: all planes when
+  // they take at most half of it, else whole layers' worth.
+  const int64_t total_planes = g.num_layers * n_kinds;
+  const int64_t plane_cap = std::max<int64_t>(n_kinds, (kCopyPayloadBytes / 2 / 16) / n_kinds * n_kinds);
+  const int64_t planes_per_launch = std::min(total_planes, plane_cap);
+  auto stream = static_cast<cudaStream_t>(cfg.exec.stream);
+  for (int64_t p0 = 0; p0 < total_planes; p0 += planes_per_launch) {
+    const int64_t np = std::min(planes_per_launch, total_planes - p0);
+    a.num_planes = static_cast<int32_t>(np);
+    auto* src_base = reinterpret_cast<const std::byte**>(a.payload);
+    auto* dst_base = reinterpret_cast<std::byte**>(a.payload + sizeof(void*) * np);
+    for (int64_t p = 0; p < np; ++p) {
+      const int64_t layer = (p0 + p) / n_kinds;
+      const int kv = kinds[(p0 + p) % n_kinds];
+      src_base[p] = plane_base(s, layer, kv);
+      dst_base[p] = plane_base(d, layer, kv);
+    }
+    const int64_t pairs_per_launch = (kCopyPayloadBytes - 16 * np) / 8;
+    for (int64_t i0 = 0; i0 < args.num_blocks; i0 += pairs_per_launch) {
+      const int64_t n = put_pairs(a.payload, np, args, i0, pairs_per_launch);
+      a.num_pairs = static_cast<int32_t>(n);
+      const cudaError_t e = launch_block_copy(a, cfg.max_ctas, threads, stream);
+      if (e != cudaSuccess) return cuda_fail(e, "block copy kernel launch");
+      ++stats->launches;
+      stats->runs += n * np * a.pieces;
+    }
+  }
   return KVX_OK;
 }
 
@@ -294,68 +371,22 @@ kvx_status_t copy_blocks(const kvx_block_copy_args_t& args, const TransferConfig
   const kvx_layout_t& d = *args.dst;
   const BlockGeometry g = block_geometry(s, d);
   if (cfg.engine == KVX_COPY_ENGINE_DMA) return dma_runs(block_copy_runs(args, g), cfg, stats);
-  // Planes that are not one contiguous run each move through shared-memory
-  // tiles, read and written along each side's contiguous axis.
-  bool any_strided = false;
-  for (int kv = 0; kv < g.num_kv; ++kv) any_strided = any_strided || g.move[kv] != PlaneMove::kChunk;
-  if (any_strided) {
-    bool done = false;
-    KVX_TRY(tile_copy(args, cfg, g, stats, &done));
-    if (done) return KVX_OK;
-  }
-
-  auto launch = std::make_unique<BlockCopyLaunch>();
-  BlockCopyLaunch& a = *launch;
-  a.num_kv = g.num_kv;
-  a.block_tokens = static_cast<int32_t>(g.block_tokens);
-  a.num_heads = static_cast<int32_t>(g.num_heads);
-  a.pieces = 1;
+  // A plane whose head dim is split or strided on either side (vLLM's
+  // legacy cache) moves through shared-memory tiles, read and written along
+  // each side's contiguous axis; the rest go through registers with no
+  // barrier: whole chunks, or head rows contiguous on both sides (NHD <->
+  // HND), where a piece of a row can go straight from its load to its store.
+  std::unique_ptr<TileLaunch> tiles[2];
+  int kinds[2], n_kinds = 0;
   for (int kv = 0; kv < g.num_kv; ++kv) {
-    a.src[kv] = side_of(s.plane[kv], s.dtype);
-    a.dst[kv] = side_of(d.plane[kv], d.dtype);
-    a.plane_bytes[kv] = g.plane_bytes[kv];
-    a.chunk[kv] = g.move[kv] == PlaneMove::kChunk ? 1 : 0;
-    if (a.chunk[kv]) a.pieces = std::max<int32_t>(a.pieces, static_cast<int32_t>((g.plane_bytes[kv] + kCopyPieceBytes - 1) / kCopyPieceBytes));
-  }
-  a.unit_bytes = choose_unit(s, d, g, a);
-  a.elem_per_unit = static_cast<int32_t>(a.unit_bytes / g.elem_bytes);
-  for (int kv = 0; kv < g.num_kv; ++kv) a.row_units[kv] = static_cast<int32_t>(g.row_bytes[kv] / a.unit_bytes);
-  // Units one CTA moves per item decide its width: one round of eight loads
-  // in flight per thread (the copy kernel's depth), 64 to 256 threads.
-  // Measured (bench/copy/copy_variants.cu, H100): 16 KiB blocks at 128
-  // threads 93% of the copy ceiling, at 256 threads (half a round) 80%.
-  int64_t units = 0;
-  for (int kv = 0; kv < g.num_kv; ++kv)
-    units = std::max(units, (a.chunk[kv] ? std::min(g.plane_bytes[kv], kCopyPieceBytes) : g.plane_bytes[kv]) / a.unit_bytes);
-  const int32_t threads = static_cast<int32_t>(std::clamp<int64_t>((units / 8 + 31) / 32 * 32, 64, 256));
-
-  // The planes and pairs of one launch fill its payload: all planes when
-  // they take at most half of it, else whole layers' worth.
-  const int64_t total_planes = g.num_layers * g.num_kv;
-  const int64_t plane_cap = std::max<int64_t>(g.num_kv, (kCopyPayloadBytes / 2 / 16) / g.num_kv * g.num_kv);
-  const int64_t planes_per_launch = std::min(total_planes, plane_cap);
-  auto stream = static_cast<cudaStream_t>(cfg.exec.stream);
-  for (int64_t p0 = 0; p0 < total_planes; p0 += planes_per_launch) {
-    const int64_t np = std::min(planes_per_launch, total_planes - p0);
-    a.num_planes = static_cast<int32_t>(np);
-    auto* src_base = reinterpret_cast<const std::byte**>(a.payload);
-    auto* dst_base = reinterpret_cast<std::byte**>(a.payload + sizeof(void*) * np);
-    for (int64_t p = 0; p < np; ++p) {
-      const int64_t layer = (p0 + p) / g.num_kv;
-      const int kv = static_cast<int>((p0 + p) % g.num_kv);
-      src_base[p] = plane_base(s, layer, kv);
-      dst_base[p] = plane_base(d, layer, kv);
+    if (g.move[kv] == PlaneMove::kElements) {
+      tiles[kv] = std::make_unique<TileLaunch>();
+      if (!tile_plan(s, d, kv, g, tiles[kv].get())) tiles[kv].reset();  // the unit kernel serves it
     }
-    const int64_t pairs_per_launch = (kCopyPayloadBytes - 16 * np) / 8;
-    for (int64_t i0 = 0; i0 < args.num_blocks; i0 += pairs_per_launch) {
-      const int64_t n = put_pairs(a.payload, np, args, i0, pairs_per_launch);
-      a.num_pairs = static_cast<int32_t>(n);
-      const cudaError_t e = launch_block_copy(a, cfg.max_ctas, threads, stream);
-      if (e != cudaSuccess) return cuda_fail(e, "block copy kernel launch");
-      ++stats->launches;
-      stats->runs += n * np * a.pieces;
-    }
+    if (!tiles[kv]) kinds[n_kinds++] = kv;
   }
+  KVX_TRY(tile_copy(args, cfg, g, tiles, stats));
+  if (n_kinds > 0) KVX_TRY(register_copy(args, cfg, g, kinds, n_kinds, stats));
   stats->bytes = args.num_blocks * g.num_layers * g.block_bytes();
   return KVX_OK;
 }
