@@ -58,10 +58,20 @@ __device__ __forceinline__ void copy_run(std::byte* __restrict__ dst, const std:
 }
 
 // Offset of unit `u` of a plane on one side: u -> (token, head, unit j of
-// the row), tokens outermost, every division a multiply and a shift.
+// the row) in the launch's order, every division a multiply and a shift.
 __device__ __forceinline__ int64_t unit_offset(const BlockCopyLaunch& a, const CopySide& s, int kv, uint32_t u) {
-  const uint32_t r = fdiv(a.div_row[kv], u), j = u - r * a.row_units[kv];
-  const uint32_t t = fdiv(a.div_heads, r), h = r - t * a.num_heads;
+  uint32_t t, h, j;
+  if (a.tokens_fast[kv]) {
+    const uint32_t r = fdiv(a.div_tokens, u);
+    t = u - r * a.block_tokens;
+    h = fdiv(a.div_row[kv], r);
+    j = r - h * a.row_units[kv];
+  } else {
+    const uint32_t r = fdiv(a.div_row[kv], u);
+    j = u - r * a.row_units[kv];
+    t = fdiv(a.div_heads, r);
+    h = r - t * a.num_heads;
+  }
   int64_t off = t * s.token_stride + h * s.head_stride;
   if (s.group_units == 0) return off + j * s.unit_stride;
   const uint32_t grp = fdiv(s.div_group, j);

@@ -51,7 +51,13 @@ struct BlockCopyLaunch {
   int64_t plane_bytes[2] = {0, 0};
   int32_t chunk[2] = {0, 0};
   int32_t row_units[2] = {0, 0};  // units per head row
-  FastDiv div_row[2], div_heads;  // by row_units[kv], by num_heads
+  // Units walk (token, head, row unit) with row units fastest, or (head,
+  // row unit, token) with tokens fastest where a side keeps a unit's tokens
+  // closer than its row's next unit (vLLM's legacy key: 16-byte groups of
+  // consecutive tokens), so that a warp's accesses fill whole sectors on
+  // both sides.
+  int32_t tokens_fast[2] = {0, 0};
+  FastDiv div_row[2], div_heads, div_tokens;  // by row_units[kv], num_heads, block_tokens
   int32_t num_kv = 2;
   int32_t block_tokens = 0;
   int32_t num_heads = 0;

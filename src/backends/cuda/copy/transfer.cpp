@@ -291,6 +291,13 @@ kvx_status_t tile_copy(const kvx_block_copy_args_t& args, const TransferConfig& 
   return KVX_OK;
 }
 
+// Whether a side keeps consecutive tokens of a unit closer than the next
+// unit of its row.
+bool tokens_closer(const CopySide& c) {
+  const int64_t next_unit = c.group_units == 1 ? c.dim_outer_stride : c.unit_stride;
+  return c.token_stride < next_unit;
+}
+
 // Moves plane kinds kinds[0..n) through registers, one CTA a plane of a
 // block: whole chunks, or unit by unit where rows or units lie apart.
 kvx_status_t register_copy(const kvx_block_copy_args_t& args, const TransferConfig& cfg, const BlockGeometry& g,
@@ -303,6 +310,7 @@ kvx_status_t register_copy(const kvx_block_copy_args_t& args, const TransferConf
   a.block_tokens = static_cast<int32_t>(g.block_tokens);
   a.num_heads = static_cast<int32_t>(g.num_heads);
   a.div_heads = fast_div(static_cast<uint32_t>(g.num_heads));
+  a.div_tokens = fast_div(static_cast<uint32_t>(g.block_tokens));
   a.unit_bytes = choose_unit(s, d, g, kinds, n_kinds);
   a.pieces = 1;
   // Units one CTA moves per item decide its width: one round of eight loads
@@ -319,6 +327,7 @@ kvx_status_t register_copy(const kvx_block_copy_args_t& args, const TransferConf
     a.chunk[i] = g.move[kv] == PlaneMove::kChunk ? 1 : 0;
     a.row_units[i] = static_cast<int32_t>(g.row_bytes[kv] / a.unit_bytes);
     a.div_row[i] = fast_div(static_cast<uint32_t>(a.row_units[i]));
+    a.tokens_fast[i] = g.block_tokens > 1 && (tokens_closer(a.src[i]) || tokens_closer(a.dst[i])) ? 1 : 0;
     if (a.chunk[i])
       a.pieces = std::max<int32_t>(a.pieces, static_cast<int32_t>((g.plane_bytes[kv] + kCopyPieceBytes - 1) / kCopyPieceBytes));
     units = std::max(units, (a.chunk[i] ? std::min(g.plane_bytes[kv], kCopyPieceBytes) : g.plane_bytes[kv]) / a.unit_bytes);
@@ -371,15 +380,17 @@ kvx_status_t copy_blocks(const kvx_block_copy_args_t& args, const TransferConfig
   const kvx_layout_t& d = *args.dst;
   const BlockGeometry g = block_geometry(s, d);
   if (cfg.engine == KVX_COPY_ENGINE_DMA) return dma_runs(block_copy_runs(args, g), cfg, stats);
-  // A plane whose head dim is split or strided on either side (vLLM's
-  // legacy cache) moves through shared-memory tiles, read and written along
-  // each side's contiguous axis; the rest go through registers with no
-  // barrier: whole chunks, or head rows contiguous on both sides (NHD <->
-  // HND), where a piece of a row can go straight from its load to its store.
+  // Planes go through registers with no barrier where each side can take
+  // pieces of at least 8 bytes along its head dim: whole chunks, head rows
+  // contiguous on both sides (NHD <-> HND), vLLM's legacy key (16-byte
+  // groups); a piece then goes straight from its load to its store. A
+  // plane that must be transposed finer (vLLM's legacy value: tokens
+  // contiguous, 2-byte elements) moves through shared-memory tiles, read and
+  // written along each side's contiguous axis.
   std::unique_ptr<TileLaunch> tiles[2];
   int kinds[2], n_kinds = 0;
   for (int kv = 0; kv < g.num_kv; ++kv) {
-    if (g.move[kv] == PlaneMove::kElements) {
+    if (g.move[kv] == PlaneMove::kElements && choose_unit(s, d, g, &kv, 1) < 8) {
       tiles[kv] = std::make_unique<TileLaunch>();
       if (!tile_plan(s, d, kv, g, tiles[kv].get())) tiles[kv].reset();  // the unit kernel serves it
     }
