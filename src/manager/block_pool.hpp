@@ -38,6 +38,14 @@ class BlockPool {
     return -1;
   }
   void push(int32_t b) { free_.push_back(b); }
+  // The id that the k-th pop from now returns if nothing is pushed before
+  // it; -1 when there is none (a hint: for prefetching only).
+  int32_t peek(int64_t k) const {
+    const int64_t stacked = static_cast<int64_t>(free_.size());
+    if (k < stacked) return free_[static_cast<size_t>(stacked - 1 - k)];
+    const int64_t id = high_water_ + (k - stacked);
+    return id < capacity_ ? static_cast<int32_t>(id) : -1;
+  }
 
   // Commits the memory of enough new ids that `blocks` more pops succeed
   // without touching uncommitted memory.

@@ -122,6 +122,14 @@ constexpr size_t kStackBytes = 1024;
 
 Hash128 BlockHasher::hash(const HashKeys& keys, const Hash128* parent, std::span<const int32_t> tokens,
                           int64_t first_token) {
+  if (parent != nullptr && tokens.size() == 16 && keys.media.empty()) {
+    // A block after the first, of the usual size, without media (every
+    // block a decode step fills, as a rule): the same bytes at offsets known
+    // to the compiler, which drops the size and key branches.
+    alignas(16) uint8_t buffer[kBytes16];
+    return serialise_and_hash(buffer, kBytes16, seed_, keys, parent, std::span<const int32_t>(tokens.data(), 16),
+                              first_token, 0, 0);
+  }
   uint32_t media = 0;
   if (!keys.media.empty()) {
     const int64_t last_token = first_token + static_cast<int64_t>(tokens.size());

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <span>
+#include <utility>
 #include <vector>
 
 #include "kvx/manager.h"
@@ -23,6 +24,39 @@ struct HashKeys {
   uint64_t adapter_id = 0;
   std::vector<uint8_t> cache_salt;      // first block only
   std::vector<kvx_media_hash_t> media;  // sorted by offset
+};
+
+// A sequence's keys, shared by its handles and by the blocks it published
+// (so that their hashes can be re-derived). The count is not atomic: keys
+// never leave their manager, which one thread uses at a time (manager.h),
+// and a decode step takes one reference per published block, where
+// std::shared_ptr would take a locked (store-ordering) increment.
+class KeysRef {
+ public:
+  KeysRef() = default;
+  explicit KeysRef(HashKeys keys) : box_(new Box{std::move(keys), 1}) {}
+  KeysRef(const KeysRef& o) : box_(o.box_) {
+    if (box_ != nullptr) ++box_->refs;
+  }
+  KeysRef(KeysRef&& o) noexcept : box_(std::exchange(o.box_, nullptr)) {}
+  KeysRef& operator=(KeysRef o) noexcept {
+    std::swap(box_, o.box_);
+    return *this;
+  }
+  ~KeysRef() {
+    if (box_ != nullptr && --box_->refs == 0) delete box_;
+  }
+  void reset() { *this = KeysRef(); }
+  const HashKeys& operator*() const { return box_->keys; }
+  const HashKeys* operator->() const { return &box_->keys; }
+  const HashKeys* get() const { return box_ != nullptr ? &box_->keys : nullptr; }
+
+ private:
+  struct Box {
+    HashKeys keys;
+    int64_t refs;
+  };
+  Box* box_ = nullptr;
 };
 
 // Serialises and hashes blocks. Blocks of usual sizes are serialised on the

@@ -34,21 +34,24 @@ class HashTable {
 
   // Inserts or overwrites.
   void put(const Hash128& key, int32_t value) {
-    if (2 * (size_ + 1) > static_cast<int64_t>(slots_.size())) grow();
-    const uint64_t mask = mask_;
-    for (uint64_t i = key.lo & mask;; i = (i + 1) & mask) {
-      Slot& s = slots_[i];
-      if (s.value == kAbsent) {
-        s.key = key;
-        s.value = value;
-        ++size_;
-        return;
-      }
-      if (s.key == key) {
-        s.value = value;
-        return;
-      }
+    Slot& s = probe(key);
+    if (s.value == kAbsent) {
+      s.key = key;
+      ++size_;
     }
+    s.value = value;
+  }
+
+  // Inserts `key` -> `value` unless `key` is present; returns the value
+  // present before (kAbsent when it inserted). One probe sequence where
+  // find() then put() would take two.
+  int32_t insert(const Hash128& key, int32_t value) {
+    Slot& s = probe(key);
+    if (s.value != kAbsent) return s.value;
+    s.key = key;
+    s.value = value;
+    ++size_;
+    return kAbsent;
   }
 
   // Removes `key` if present; backward-shift deletion keeps probe chains
@@ -93,6 +96,17 @@ class HashTable {
     Hash128 key;
     int32_t value = kAbsent;
   };
+
+  // The slot holding `key`, or the empty slot where it goes (after growing
+  // if one more entry would pass half the capacity).
+  [[gnu::always_inline]] Slot& probe(const Hash128& key) {
+    if (2 * (size_ + 1) > static_cast<int64_t>(slots_.size())) grow();
+    const uint64_t mask = mask_;
+    for (uint64_t i = key.lo & mask;; i = (i + 1) & mask) {
+      Slot& s = slots_[i];
+      if (s.value == kAbsent || s.key == key) return s;
+    }
+  }
 
   void grow() {
     std::vector<Slot> old = std::move(slots_);

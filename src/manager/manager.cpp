@@ -14,6 +14,7 @@ namespace {
 constexpr int32_t kNull = KVX_NULL_BLOCK;
 constexpr int64_t kDefaultThrashWindow = 64;
 constexpr int64_t kDefaultHybridHitSteps = 16;
+constexpr int64_t kSpareBlocks = 16;  // block list entries a new sequence reserves past its prompt
 
 int32_t host_ref(int32_t slot) { return -1 - slot; }
 int32_t host_slot_of(int32_t ref) { return -1 - ref; }
@@ -75,8 +76,8 @@ kvx_status_t Manager::create(const kvx_manager_config_t& config, std::unique_ptr
 }
 
 kvx_status_t Manager::make_params(const kvx_seq_params_t* p, SeqParams* out) const {
-  auto keys = std::make_shared<HashKeys>();
-  keys->model_id = config_.model_id;
+  HashKeys keys;
+  keys.model_id = config_.model_id;
   SeqParams s;
   if (p != nullptr) {
     if (p->cache_salt_bytes > 4096) return fail(KVX_ERR_INVALID_ARGUMENT, "params.cache_salt_bytes: {} > 4096", p->cache_salt_bytes);
@@ -110,16 +111,16 @@ kvx_status_t Manager::make_params(const kvx_seq_params_t* p, SeqParams* out) con
     if (p->sink_tokens > 0 && p->window_tokens == 0) {
       return fail(KVX_ERR_INVALID_ARGUMENT, "params.sink_tokens: {} without a window_tokens", p->sink_tokens);
     }
-    keys->adapter_id = p->adapter_id;
+    keys.adapter_id = p->adapter_id;
     const auto* salt = static_cast<const uint8_t*>(p->cache_salt);
-    if (p->cache_salt_bytes > 0) keys->cache_salt.assign(salt, salt + p->cache_salt_bytes);
-    if (p->num_media > 0) keys->media.assign(p->media, p->media + p->num_media);
+    if (p->cache_salt_bytes > 0) keys.cache_salt.assign(salt, salt + p->cache_salt_bytes);
+    if (p->num_media > 0) keys.media.assign(p->media, p->media + p->num_media);
     s.priority = p->priority;
     s.flags = p->flags;
     s.window_tokens = p->window_tokens;
     s.sink_tokens = p->sink_tokens;
   }
-  s.keys = std::move(keys);
+  s.keys = KeysRef(std::move(keys));
   *out = std::move(s);
   return KVX_OK;
 }
@@ -160,7 +161,12 @@ kvx_status_t Manager::find(kvx_seq_id_t id, bool prefix, const char* field, Seq*
   return KVX_OK;
 }
 
-kvx_seq_id_t Manager::new_seq(Seq** out) {
+namespace {
+// Seq::batch_key of a slot that holds no live sequence.
+kvx_seq_id_t not_a_seq(uint32_t slot) { return static_cast<kvx_seq_id_t>(~static_cast<uint64_t>(slot)); }
+}  // namespace
+
+kvx_seq_id_t Manager::new_seq(bool is_prefix, Seq** out) {
   uint32_t slot;
   if (!free_seq_slots_.empty()) {
     slot = free_seq_slots_.back();
@@ -171,11 +177,14 @@ kvx_seq_id_t Manager::new_seq(Seq** out) {
   }
   Seq& s = seqs_[slot];
   const uint32_t gen = s.generation + 1;
+  const kvx_seq_id_t id = static_cast<kvx_seq_id_t>((static_cast<uint64_t>(gen) << 32) | slot);
   s = Seq{};
   s.generation = gen;
   s.live = true;
+  s.is_prefix = is_prefix;
+  s.batch_key = is_prefix ? not_a_seq(slot) : id;
   *out = &s;
-  return static_cast<kvx_seq_id_t>((static_cast<uint64_t>(gen) << 32) | slot);
+  return id;
 }
 
 // Releases every block of a sequence or prefix handle and retires its id.
@@ -187,6 +196,7 @@ void Manager::end_seq(kvx_seq_id_t id, Seq& s) {
   if (s.is_prefix) --live_prefixes_; else --live_seqs_;
   const uint32_t slot = static_cast<uint32_t>(static_cast<uint64_t>(id) & 0xffffffffu);
   s.live = false;
+  s.batch_key = not_a_seq(slot);
   s.blocks = {};
   s.params = {};
   if (s.generation < 0x7fffffffu) free_seq_slots_.push_back(slot);  // else retire the slot
@@ -297,12 +307,12 @@ void Manager::release_block(int32_t b) {
 }
 
 void Manager::publish(int32_t b, const Hash128& hash, const Hash128* parent,
-                      const std::shared_ptr<const HashKeys>& keys, int64_t first_token) {
+                      const KeysRef& keys, int64_t first_token) {
   Block& k = blocks_[b];
   k.hash = hash;
   k.has_parent = parent != nullptr;
   if (parent != nullptr) k.parent_hash = *parent;
-  const int32_t existing = table_.find(hash);
+  const int32_t existing = table_.insert(hash, b);
   if (existing >= 0) {
     // An equal block is published already. If nothing holds or needs it (it
     // is the next eviction candidate of its chain), this fresh block takes
@@ -315,13 +325,14 @@ void Manager::publish(int32_t b, const Hash128& hash, const Hash128* parent,
     --cached_;
     --reclaimable_;
     pool_.push(existing);
+    table_.put(hash, b);
   } else if (existing != HashTable::kAbsent) {
     // The host tier holds the same content; the device copy supersedes it.
     const int32_t slot = host_slot_of(existing);
     host_unlink(slot);
-    host_free(slot);
+    host_free(slot);  // erases the hash
+    table_.put(hash, b);
   }
-  table_.put(hash, b);
   k.published = true;
   k.keys = keys;
   k.first_token = first_token;
@@ -504,8 +515,11 @@ kvx_status_t Manager::seq_create(const SeqParams& params, std::span<const int32_
 
   // Commit.
   Seq* s;
-  const kvx_seq_id_t id = new_seq(&s);
+  const kvx_seq_id_t id = new_seq(false, &s);
   s->params = params;
+  // Room for the decode steps that follow: doubling from the prompt's size
+  // would reallocate the list on every few new blocks at first.
+  s->blocks.reserve(static_cast<size_t>(ceil_div(n, T) + kSpareBlocks));
   s->blocks.assign(static_cast<size_t>(matched), kNull);
   s->released_end = params.window_tokens > 0 ? std::max(rel_end, sink_blocks) : 0;
   for (int64_t i = 0; i < matched; ++i) {
@@ -583,11 +597,16 @@ void Manager::write_tokens(Seq& s, std::span<const int32_t> tokens, int64_t* out
 }
 
 // Hashes and publishes `b`, the last block of `s`, which has just filled.
-void Manager::publish_full(Seq& s, int32_t b) {
+void Manager::publish_full(Seq& s, int32_t b) { publish_full(s, b, full_hash(s, b)); }
+
+Hash128 Manager::full_hash(const Seq& s, int32_t b) {
   const int64_t first = s.num_tokens - block_tokens_;
-  const Hash128* parent = first > 0 ? &s.last_hash : nullptr;
-  const Hash128 h = hash_block(*s.params.keys, parent, block_tokens_of(b), first);
-  publish(b, h, parent, s.params.keys, first);
+  return hash_block(*s.params.keys, first > 0 ? &s.last_hash : nullptr, block_tokens_of(b), first);
+}
+
+void Manager::publish_full(Seq& s, int32_t b, const Hash128& h) {
+  const int64_t first = s.num_tokens - block_tokens_;
+  publish(b, h, first > 0 ? &s.last_hash : nullptr, s.params.keys, first);
   s.last_hash = h;
 }
 
@@ -687,22 +706,7 @@ kvx_status_t Manager::seq_append(kvx_seq_id_t id, std::span<const int32_t> token
   return append_items(std::span<const AppendItem>(&item, 1), "kvx_seq_append");
 }
 
-// write_tokens for one token (the decode step), without its loop and
-// divisions; the block boundary case leaves the inlined path.
-inline void Manager::append_token(Seq& s, int32_t token, int64_t* out_slot) {
-  const int64_t off = offset_in_block(s.num_tokens);
-  if (off == 0) [[unlikely]] {
-    append_token_new_block(s, token, out_slot);
-    return;
-  }
-  const int32_t b = s.last_block;
-  const int64_t slot = static_cast<int64_t>(b) * block_tokens_ + off;
-  tokens_[static_cast<size_t>(slot)] = token;  // a block's row starts at b * block_tokens
-  *out_slot = slot;
-  ++s.num_tokens;
-  if (off + 1 == block_tokens_) [[unlikely]] publish_full(s, b);
-}
-
+// write_tokens for a decode step's token that starts a block.
 void Manager::append_token_new_block(Seq& s, int32_t token, int64_t* out_slot) {
   const int32_t b = alloc_block(s.params.priority);
   s.blocks.push_back(b);
@@ -714,102 +718,228 @@ void Manager::append_token_new_block(Seq& s, int32_t token, int64_t* out_slot) {
   if (block_tokens_ == 1) publish_full(s, b);
 }
 
+namespace {
+
+// seq_ids[i] of a batched append names a live sequence that this batch
+// (`epoch`) has not seen yet and that has room for one more token.
+inline bool batch_member(const Seq* seqs, uint64_t num_slots, kvx_seq_id_t id, uint64_t epoch) {
+  const uint64_t slot = static_cast<uint64_t>(id) & 0xffffffffu;
+  if (slot >= num_slots) return false;
+  const Seq& s = seqs[slot];
+  return s.batch_key == id && s.batch_mark != epoch && s.num_tokens < kMaxSeqTokens;
+}
+
+}  // namespace
+
+// Why batch_member refused seq_ids[i] (off the hot loop).
+kvx_status_t Manager::batch_member_error(size_t i, kvx_seq_id_t id, uint64_t epoch) const {
+  const Seq* s = lookup(id, false);
+  if (s == nullptr) return fail(KVX_ERR_NOT_FOUND, "seq_ids[{}]: {} is not a live sequence of this manager", i, id);
+  if (s->batch_mark == epoch) return fail(KVX_ERR_INVALID_ARGUMENT, "seq_ids[{}]: {} appears twice", i, id);
+  return fail(KVX_ERR_INVALID_ARGUMENT, "seq_ids[{}]: sequence {} is at {} tokens", i, id, kMaxSeqTokens);
+}
+
 kvx_status_t Manager::seq_append_batch(std::span<const kvx_seq_id_t> ids, const int32_t* tokens, int64_t* out_slots) {
+  kvx_status_t st = KVX_OK;
+  const bool done = block_mask_ >= 0 ? append_decode<true>(ids, tokens, out_slots, &st)
+                                     : append_decode<false>(ids, tokens, out_slots, &st);
+  return done ? st : append_batch_planned(ids, tokens, out_slots);
+}
+
+// A decode step: one token per sequence, usually into an unshared partial
+// block or a fresh one. Such a batch needs exactly one new block per
+// sequence at a block boundary (append_items' plan, with no window gains and
+// no copies), and is done in one pass over the sequences: each is checked
+// and its token written and counted at once, so its record is read once per
+// step; allocations and publishes (about one sequence in block_tokens each)
+// wait in two lists until the whole batch is known to fit, and a refusal
+// undoes the counts (token ids written past a sequence's length are no
+// state). Returns false, with nothing changed, when a sequence needs the
+// planned path (a window, or a shared partial last block: copy-on-write).
+// The loop reads the manager's arrays through locals: the stores to the
+// sequences could alias the vectors' own pointers otherwise, and they would
+// be reloaded for every sequence.
+template <bool kPow2>
+bool Manager::append_decode(std::span<const kvx_seq_id_t> ids, const int32_t* tokens, int64_t* out_slots,
+                            kvx_status_t* st) {
   const size_t n = ids.size();
-  batch_.resize(n);
+  // Sized before anything changes: nothing below allocates until the commit.
+  batch_slots_.resize(n);
+  if (fresh_.size() < n + 1) fresh_.resize(n + 1);
+  if (full_.size() < n + 1) full_.resize(n + 1);
   const uint64_t epoch = ++batch_epoch_;
-  // A decode step: one token per sequence, usually into an unshared partial
-  // block or a fresh one. Such a batch needs exactly one new block per
-  // sequence at a block boundary and is committed here in one pass;
-  // windows and shared partial blocks (copy-on-write) take append_items.
-  // The loops read the manager's arrays through locals: the stores to the
-  // sequences could alias the vectors' own pointers otherwise, and they
-  // would be reloaded for every sequence.
   Seq* const seqs = seqs_.data();
   const uint64_t num_slots = seqs_.size();
-  Seq** const batch = batch_.data();
   const int32_t* const refs = refs_.data();
-  int32_t* rows = tokens_.data();
+  int32_t* const rows = tokens_.data();
+  int64_t* const slots = batch_slots_.data();  // -1: waits for a new block
+  uint32_t* const fresh = fresh_.data();
+  uint32_t* const full = full_.data();
   const int64_t T = block_tokens_, mask = block_mask_;
-  auto offset = [&](int64_t num_tokens) { return mask >= 0 ? (num_tokens & mask) : num_tokens % T; };
-  bool simple = true;
-  int64_t fresh = 0;
+  auto offset = [&](int64_t num_tokens) {
+    if constexpr (kPow2) return num_tokens & mask;
+    else return num_tokens % T;
+  };
+  auto undo = [&](size_t end) {
+    for (size_t j = 0; j < end; ++j) {
+      if (slots[j] >= 0) --seqs[static_cast<uint64_t>(ids[j]) & 0xffffffffu].num_tokens;
+    }
+  };
+  size_t num_fresh = 0, num_full = 0;
   // Sequence records are fetched a few ids ahead: their slots are scattered
   // when sequences come and go.
   constexpr size_t kAhead = 8;
-  for (size_t i = 0; i < n; ++i) {
+  size_t i = 0;
+  for (; i < n; ++i) {
     if (i + kAhead < n) {
-      // Through an integer: the slot is not validated yet, and a prefetch
-      // of any address is harmless.
+      // Through an integer: the slot is not checked yet, and a prefetch of
+      // any address is harmless.
       const uint64_t ahead = static_cast<uint64_t>(ids[i + kAhead]) & 0xffffffffu;
       __builtin_prefetch(reinterpret_cast<const void*>(reinterpret_cast<uintptr_t>(seqs) + ahead * sizeof(Seq)));
     }
     const kvx_seq_id_t id = ids[i];
-    const uint64_t slot = static_cast<uint64_t>(id) & 0xffffffffu;
-    Seq* s = seqs + slot;
-    // lookup(id, false), on the locals.
-    if (id <= 0 || slot >= num_slots || !s->live || s->generation != static_cast<uint64_t>(id) >> 32 || s->is_prefix) {
-      return fail(KVX_ERR_NOT_FOUND, "seq_ids[{}]: {} is not a live sequence of this manager", i, id);
+    if (!batch_member(seqs, num_slots, id, epoch)) [[unlikely]] {
+      *st = batch_member_error(i, id, epoch);
+      undo(i);
+      return true;
     }
-    if (s->batch_mark == epoch) return fail(KVX_ERR_INVALID_ARGUMENT, "seq_ids[{}]: {} appears twice", i, id);
-    if (s->num_tokens >= kMaxSeqTokens) {
-      return fail(KVX_ERR_INVALID_ARGUMENT, "seq_ids[{}]: sequence {} is at {} tokens", i, id, kMaxSeqTokens);
-    }
-    s->batch_mark = epoch;
-    batch[i] = s;
-    const int64_t off = offset(s->num_tokens);
-    if (s->params.window_tokens > 0) {
-      simple = false;
-    } else if (off == 0) {
-      ++fresh;
-    } else {
-      const int32_t last = s->last_block;
-      simple &= refs[last] == 1;
-      // The commit below writes this token row.
-      __builtin_prefetch(rows + static_cast<int64_t>(last) * T + off, 1);
-    }
-  }
-  if (!simple) {
-    items_.resize(n);
-    for (size_t i = 0; i < n; ++i) items_[i] = AppendItem{batch[i], std::span<const int32_t>(tokens + i, 1), out_slots + i};
-    return append_items(items_, "kvx_seq_append_batch");
-  }
-  // append_items' plan for such a batch: no window gains, no copies.
-  const int64_t avail = available();
-  if (fresh > avail) return out_of_blocks("kvx_seq_append_batch", fresh, avail);
-  KVX_TRY(reserve_physical(fresh));
-  for (size_t i = 0; i < n; ++i) {
-    // The records seen in the first pass no longer fit in L1 for large batches.
-    if (i + kAhead < n) __builtin_prefetch(batch[i + kAhead]);
-    Seq& s = *batch[i];
+    Seq& s = seqs[static_cast<uint64_t>(id) & 0xffffffffu];
+    s.batch_mark = epoch;
+    if (s.params.window_tokens > 0) [[unlikely]] break;
     const int64_t off = offset(s.num_tokens);
-    if (off == 0 || off + 1 == T) [[unlikely]] {
-      // A new block, or a full one to publish: append_token (which may
-      // grow the token rows).
-      append_token(s, tokens[i], out_slots + i);
-      rows = tokens_.data();
+    if (off == 0) [[unlikely]] {
+      slots[i] = -1;
+      fresh[num_fresh++] = static_cast<uint32_t>(i);
       continue;
     }
-    // append_token's common case, on the locals.
-    const int64_t slot = static_cast<int64_t>(s.last_block) * T + off;
-    rows[slot] = tokens[i];
-    out_slots[i] = slot;
+    const int32_t last = s.last_block;
+    if (refs[last] != 1) [[unlikely]] break;
+    const int64_t at = static_cast<int64_t>(last) * T + off;  // a block's row starts at last * T
+    rows[at] = tokens[i];
+    slots[i] = at;
     ++s.num_tokens;
+    // Without a branch: which sequences fill their block is a coin toss.
+    full[num_full] = static_cast<uint32_t>(i);
+    num_full += off + 1 == T ? 1 : 0;
   }
-  return KVX_OK;
+  if (i < n) {
+    undo(i);
+    return false;
+  }
+  const int64_t avail = available();
+  if (static_cast<int64_t>(num_fresh) > avail) {
+    *st = out_of_blocks("kvx_seq_append_batch", static_cast<int64_t>(num_fresh), avail);
+    undo(n);
+    return true;
+  }
+  if (const kvx_status_t r = reserve_physical(static_cast<int64_t>(num_fresh)); r != KVX_OK) {
+    *st = r;
+    undo(n);
+    return true;
+  }
+  commit_fresh_and_full(ids, tokens, num_fresh, num_full);
+  std::copy_n(slots, n, out_slots);
+  return true;
+}
+
+// The allocations (fresh_[0, num_fresh)) and publishes (full_[0,
+// num_full)) of a decode step. Each touches records that the step has not
+// (a block, its hash table slot, the sequence's keys and chain hash, a free
+// block's token row), most of them out of cache: they are fetched for the
+// whole step first, and the hashes computed before any table lookup, so
+// that the misses overlap instead of following one another.
+void Manager::commit_fresh_and_full(std::span<const kvx_seq_id_t> ids, const int32_t* tokens, size_t num_fresh,
+                          size_t num_full) {
+  const uint32_t* const fresh = fresh_.data();
+  const uint32_t* const full = full_.data();
+  int64_t* const slots = batch_slots_.data();
+  auto seq_of = [&](uint32_t j) -> Seq& { return seqs_[static_cast<uint64_t>(ids[j]) & 0xffffffffu]; };
+  // Prefetches through integers: a peeked id may lie past the arrays' ends.
+  auto prefetch_w = [](const void* base, size_t offset) {
+    __builtin_prefetch(reinterpret_cast<const void*>(reinterpret_cast<uintptr_t>(base) + offset), 1);
+  };
+  for (size_t k = 0; k < num_fresh; ++k) {
+    const Seq& s = seq_of(fresh[k]);
+    // The block the allocation takes if no publish frees one first.
+    const int32_t b = pool_.peek(static_cast<int64_t>(k));
+    if (b >= 0) {
+      prefetch_w(blocks_.data(), sizeof(Block) * static_cast<size_t>(b));
+      prefetch_w(refs_.data(), sizeof(int32_t) * static_cast<size_t>(b));
+      prefetch_w(tokens_.data(), sizeof(int32_t) * static_cast<size_t>(b * block_tokens_));
+    }
+    prefetch_w(s.blocks.data(), sizeof(int32_t) * s.blocks.size());
+  }
+  for (size_t k = 0; k < num_full; ++k) {
+    const Seq& s = seq_of(full[k]);
+    __builtin_prefetch(&s.last_hash);
+    __builtin_prefetch(s.params.keys.get());
+    __builtin_prefetch(blocks_.data() + s.last_block, 1);
+  }
+  if (full_hashes_.size() < num_full) full_hashes_.resize(num_full);
+  Hash128* const hashes = full_hashes_.data();
+  for (size_t k = 0; k < num_full; ++k) {
+    const Seq& s = seq_of(full[k]);
+    hashes[k] = full_hash(s, s.last_block);
+    table_.prefetch(hashes[k]);
+  }
+  // Publishes and allocations are independent unless a publish finds its
+  // hash already in the table (it may then free an idle duplicate block) or
+  // an allocation evicts (it then removes a hash): without either, all
+  // publishes go first, then all allocations, with no branch on which is
+  // which. Otherwise they go in batch order, as single appends would.
+  bool independent = pool_.free_count() >= static_cast<int64_t>(num_fresh);
+  for (size_t k = 0; k < num_full && independent; ++k) independent = table_.find(hashes[k]) == HashTable::kAbsent;
+  if (independent) {
+    for (size_t k = 0; k < num_full; ++k) {
+      Seq& s = seq_of(full[k]);
+      publish_full(s, s.last_block, hashes[k]);
+    }
+    for (size_t k = 0; k < num_fresh; ++k) {
+      const uint32_t j = fresh[k];
+      append_token_new_block(seq_of(j), tokens[j], &slots[j]);
+    }
+    return;
+  }
+  size_t a = 0, p = 0;
+  while (a < num_fresh || p < num_full) {
+    if (p == num_full || (a < num_fresh && fresh[a] < full[p])) {
+      const uint32_t j = fresh[a++];
+      append_token_new_block(seq_of(j), tokens[j], &slots[j]);
+    } else {
+      Seq& s = seq_of(full[p]);
+      publish_full(s, s.last_block, hashes[p++]);
+    }
+  }
+}
+
+// Batches with windows or shared partial blocks: append_items' plan.
+kvx_status_t Manager::append_batch_planned(std::span<const kvx_seq_id_t> ids, const int32_t* tokens,
+                                           int64_t* out_slots) {
+  const size_t n = ids.size();
+  const uint64_t epoch = ++batch_epoch_;
+  items_.resize(n);
+  for (size_t i = 0; i < n; ++i) {
+    const kvx_seq_id_t id = ids[i];
+    if (!batch_member(seqs_.data(), seqs_.size(), id, epoch)) return batch_member_error(i, id, epoch);
+    Seq& s = seqs_[static_cast<uint64_t>(id) & 0xffffffffu];
+    s.batch_mark = epoch;
+    items_[i] = AppendItem{&s, std::span<const int32_t>(tokens + i, 1), out_slots + i};
+  }
+  return append_items(items_, "kvx_seq_append_batch");
 }
 
 // A new sequence (or prefix handle) sharing every block of `src`.
 kvx_seq_id_t Manager::clone_seq(const Seq& src, bool is_prefix) {
   Seq copy = src;  // new_seq() may move every sequence, `src` included
   Seq* c;
-  const kvx_seq_id_t id = new_seq(&c);
-  const uint32_t gen = c->generation;
+  const kvx_seq_id_t id = new_seq(is_prefix, &c);
+  // The new record's identity, the rest from `src`.
+  copy.batch_key = c->batch_key;
+  copy.generation = c->generation;
+  copy.live = true;
+  copy.is_prefix = is_prefix;
+  copy.batch_mark = 0;
   *c = std::move(copy);
-  c->generation = gen;
-  c->live = true;
-  c->batch_mark = 0;
-  c->is_prefix = is_prefix;
   for (const int32_t b : c->blocks) {
     if (b != kNull) ++refs_[b];
   }
@@ -1072,7 +1202,12 @@ std::string Manager::check_invariants() const {
   if (static_cast<int64_t>(nb) != pool_.high_water()) return fmt::format("blocks_ {} != high water {}", nb, pool_.high_water());
   // References: count holders.
   std::vector<int32_t> holders(nb, 0);
-  for (const Seq& s : seqs_) {
+  for (size_t slot = 0; slot < seqs_.size(); ++slot) {
+    const Seq& s = seqs_[slot];
+    const kvx_seq_id_t id = static_cast<kvx_seq_id_t>((static_cast<uint64_t>(s.generation) << 32) | slot);
+    if (s.batch_key != (s.live && !s.is_prefix ? id : not_a_seq(static_cast<uint32_t>(slot)))) {
+      return fmt::format("sequence slot {}: batch key {:#x} does not match its state", slot, s.batch_key);
+    }
     if (!s.live) continue;
     if (static_cast<int64_t>(s.blocks.size()) != ceil_div(s.num_tokens, T)) {
       return fmt::format("a sequence of {} tokens has {} blocks", s.num_tokens, s.blocks.size());

@@ -31,7 +31,7 @@ namespace kvx::manager {
 struct SeqParams {
   int64_t window_tokens = 0;
   int64_t sink_tokens = 0;
-  std::shared_ptr<const HashKeys> keys;
+  KeysRef keys;
   int32_t priority = 35;
   uint32_t flags = 0;
 };
@@ -39,7 +39,7 @@ struct SeqParams {
 struct Block {
   Hash128 hash;         // valid when published
   Hash128 parent_hash;  // valid when has_parent
-  std::shared_ptr<const HashKeys> keys;  // of the publisher, so the hash can be re-derived
+  KeysRef keys;  // of the publisher, so the hash can be re-derived
   int64_t first_token = 0;               // position of the block's first token in its publisher
   uint64_t last_step = 0;
   uint64_t touch = 0;                    // tie-break for LRU within a step
@@ -54,18 +54,22 @@ struct Block {
 };
 
 // A sequence or prefix handle. Batched appends touch only the first cache
-// line (id check, duplicate mark, length, block list, window), so it leads.
+// line (id check, duplicate mark, length, last block, window), so it leads.
 struct alignas(64) Seq {
-  uint32_t generation = 0;
+  // The id that a batched append accepts for this record: its id while it
+  // is a live sequence; else the complement of its slot, whose low half is
+  // not the slot, so that no id equals it (one comparison checks an id).
+  kvx_seq_id_t batch_key = -1;
+  uint64_t batch_mark = 0;              // duplicate detection in batched appends
+  int64_t num_tokens = 0;
   int32_t last_block = KVX_NULL_BLOCK;  // blocks.back() (null when empty), read without the list
+  uint32_t generation = 0;
+  std::vector<int32_t> blocks;          // KVX_NULL_BLOCK where a window released a block
+  SeqParams params;                     // window_tokens at byte 56
+  Hash128 last_hash;                    // hash of the last full block
+  int64_t released_end = 0;             // blocks [sink_blocks, released_end) are released
   bool live = false;
   bool is_prefix = false;
-  uint64_t batch_mark = 0;      // duplicate detection in batched appends
-  int64_t num_tokens = 0;
-  std::vector<int32_t> blocks;  // KVX_NULL_BLOCK where a window released a block
-  SeqParams params;             // window_tokens at byte 56
-  Hash128 last_hash;            // hash of the last full block
-  int64_t released_end = 0;     // blocks [sink_blocks, released_end) are released
 };
 
 static_assert(offsetof(Seq, params) + offsetof(SeqParams, window_tokens) + sizeof(int64_t) <= 64,
@@ -74,7 +78,7 @@ static_assert(offsetof(Seq, params) + offsetof(SeqParams, window_tokens) + sizeo
 struct HostSlot {
   Hash128 hash;
   Hash128 parent_hash;
-  std::shared_ptr<const HashKeys> keys;
+  KeysRef keys;
   int64_t first_token = 0;
   int32_t prev = -1;  // LRU list, most recent at the head
   int32_t next = -1;
@@ -138,7 +142,7 @@ class Manager {
   Seq* lookup(kvx_seq_id_t id, bool prefix);
   const Seq* lookup(kvx_seq_id_t id, bool prefix) const;
   kvx_status_t find(kvx_seq_id_t id, bool prefix, const char* field, Seq** out);
-  kvx_seq_id_t new_seq(Seq** out);
+  kvx_seq_id_t new_seq(bool is_prefix, Seq** out);
   void end_seq(kvx_seq_id_t id, Seq& s);
   kvx_seq_id_t clone_seq(const Seq& src, bool is_prefix);
 
@@ -158,7 +162,7 @@ class Manager {
   int32_t evict_one();
   void acquire_cached(int32_t b, int32_t priority);
   void release_block(int32_t b);
-  void publish(int32_t b, const Hash128& hash, const Hash128* parent, const std::shared_ptr<const HashKeys>& keys,
+  void publish(int32_t b, const Hash128& hash, const Hash128* parent, const KeysRef& keys,
                int64_t first_token);
   void link_parent(int32_t b);
   void unlink_parent(int32_t b);
@@ -184,16 +188,21 @@ class Manager {
   void append_commit(Seq& s, std::span<const int32_t> tokens, int64_t* out_slots);
   void write_tokens(Seq& s, std::span<const int32_t> tokens, int64_t* out_slots);
   void publish_full(Seq& s, int32_t b);
+  Hash128 full_hash(const Seq& s, int32_t b);  // of `b`, the last block of `s`, just filled
+  void publish_full(Seq& s, int32_t b, const Hash128& h);
+  void commit_fresh_and_full(std::span<const kvx_seq_id_t> ids, const int32_t* tokens, size_t num_fresh, size_t num_full);
   static void sync_last_block(Seq& s) { s.last_block = s.blocks.empty() ? KVX_NULL_BLOCK : s.blocks.back(); }
-  void append_token(Seq& s, int32_t token, int64_t* out_slot);
+  kvx_status_t batch_member_error(size_t i, kvx_seq_id_t id, uint64_t epoch) const;
+  template <bool kPow2>
+  bool append_decode(std::span<const kvx_seq_id_t> ids, const int32_t* tokens, int64_t* out_slots, kvx_status_t* st);
+  kvx_status_t append_batch_planned(std::span<const kvx_seq_id_t> ids, const int32_t* tokens, int64_t* out_slots);
   void append_token_new_block(Seq& s, int32_t token, int64_t* out_slot);
-  // Position of token `n` in its block: a mask when block_tokens is a power
-  // of two (a division costs more than the rest of a decode append).
-  int64_t offset_in_block(int64_t n) const { return block_mask_ >= 0 ? (n & block_mask_) : n % block_tokens_; }
 
   kvx_manager_config_t config_;
   int64_t block_tokens_;
-  int64_t block_mask_;  // block_tokens_ - 1 when a power of two, else -1
+  // block_tokens_ - 1 when a power of two, else -1: a token's offset in its
+  // block is then a mask (a division costs more than the rest of a decode append).
+  int64_t block_mask_;
   BlockHasher hasher_;
   BlockPool pool_;
   std::vector<Block> blocks_;
@@ -238,7 +247,10 @@ class Manager {
   std::vector<int32_t> ref_delta_;
   std::vector<int32_t> delta_touched_;
   std::vector<AppendItem> items_;
-  std::vector<Seq*> batch_;
+  std::vector<int64_t> batch_slots_;  // a decode step's slots, copied out once it commits
+  std::vector<uint32_t> fresh_;       // its sequences that start a block (by batch index)
+  std::vector<uint32_t> full_;        // and those that fill one
+  std::vector<Hash128> full_hashes_;  // the hashes of the blocks they fill
 
   kvx_manager_metrics_t m_{};
 };

@@ -366,6 +366,49 @@ TEST(ManagerBatch, MatchesSingleAppends) {
   }
 }
 
+// The same with content that repeats (two token values, blocks of 2) and a
+// pool small enough that allocations evict: a decode step's publishes then
+// find their hashes cached (an idle duplicate is freed and reused) and its
+// allocations evict, so the batch must keep the order of single appends.
+TEST(ManagerBatch, MatchesSingleAppendsWithDuplicatesAndEvictions) {
+  int64_t evictions = 0;
+  for (uint64_t seed = 1; seed <= 12; ++seed) {
+    ManagerHandle batched(small_config(90, 2)), single(small_config(90, 2));
+    uint64_t state = seed * 0x9e3779b97f4a7c15ull;
+    auto create_both = [&](size_t len, kvx_seq_id_t* a, kvx_seq_id_t* b) {
+      const auto prompt = kvx::test::random_tokens(state, len, 2);
+      std::vector<int64_t> slots(prompt.size());
+      ASSERT_EQ(kvx_seq_create(batched, nullptr, prompt.data(), static_cast<int64_t>(len), slots.data(), a, nullptr),
+                KVX_OK) << kvx_last_error();
+      ASSERT_EQ(kvx_seq_create(single, nullptr, prompt.data(), static_cast<int64_t>(len), slots.data(), b, nullptr),
+                KVX_OK) << kvx_last_error();
+    };
+    for (int k = 0; k < 10; ++k) {  // idle cached chains, about as many blocks as the pool
+      kvx_seq_id_t a = 0, b = 0;
+      create_both(10 + (state >> 41) % 15, &a, &b);
+      ASSERT_EQ(kvx_seq_free(batched, a), KVX_OK);
+      ASSERT_EQ(kvx_seq_free(single, b), KVX_OK);
+    }
+    std::vector<kvx_seq_id_t> a_ids(12), b_ids(12);
+    for (size_t i = 0; i < a_ids.size(); ++i) create_both(1 + (state >> 43) % 5, &a_ids[i], &b_ids[i]);
+    const int64_t evictions_before = metrics_of(batched).evictions_capacity;
+    for (int step = 0; step < 8; ++step) {  // at most 12 x 7 = 84 blocks live: never out of blocks
+      const auto toks = kvx::test::random_tokens(state, a_ids.size(), 2);
+      std::vector<int64_t> a_slots(a_ids.size(), -7), b_slots(b_ids.size(), -7);
+      ASSERT_EQ(kvx_seq_append_batch(batched, a_ids.data(), static_cast<int64_t>(a_ids.size()), toks.data(),
+                                     a_slots.data(), nullptr), KVX_OK) << kvx_last_error();
+      for (size_t i = 0; i < b_ids.size(); ++i) {
+        ASSERT_EQ(kvx_seq_append(single, b_ids[i], &toks[i], 1, &b_slots[i], nullptr), KVX_OK) << kvx_last_error();
+      }
+      ASSERT_EQ(a_slots, b_slots) << "seed " << seed << " step " << step;
+      ASSERT_EQ(fingerprint(batched, a_ids), fingerprint(single, b_ids)) << "seed " << seed << " step " << step;
+      ASSERT_EQ(batched.impl().check_invariants(), "") << "seed " << seed << " step " << step;
+    }
+    evictions += metrics_of(batched).evictions_capacity - evictions_before;
+  }
+  EXPECT_GT(evictions, 0) << "no decode step evicted: the ordered commit was not exercised";
+}
+
 TEST(ManagerHash, KeysSeparateChains) {
   ManagerHandle m(small_config(32, 4));
   const auto prompt = iota_tokens(7, 9);
