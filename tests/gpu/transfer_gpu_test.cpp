@@ -27,13 +27,14 @@ kvx_memory_t memory_of(Mem m) {
   return m == Mem::kHost ? KVX_MEMORY_HOST : m == Mem::kDevice ? KVX_MEMORY_CUDA_DEVICE : KVX_MEMORY_CUDA_HOST_PINNED;
 }
 
-// One allocation of host, pinned or device memory.
+// One allocation of host, pinned or device memory; `offset` bytes past its
+// start the buffer begins (a base less aligned than the allocator's).
 class Buffer {
  public:
-  Buffer(Mem m, size_t bytes) : mem_(m), bytes_(bytes) {
-    if (m == Mem::kHost) host_.resize(bytes);
-    else if (m == Mem::kDevice) ok_ = cudaMalloc(&ptr_, bytes) == cudaSuccess;
-    else ok_ = cudaMallocHost(&ptr_, bytes) == cudaSuccess;
+  Buffer(Mem m, size_t bytes, size_t offset = 0) : mem_(m), bytes_(bytes), offset_(offset) {
+    if (m == Mem::kHost) host_.resize(bytes + offset);
+    else if (m == Mem::kDevice) ok_ = cudaMalloc(&ptr_, bytes + offset) == cudaSuccess;
+    else ok_ = cudaMallocHost(&ptr_, bytes + offset) == cudaSuccess;
   }
   ~Buffer() {
     if (mem_ == Mem::kDevice) cudaFree(ptr_);
@@ -42,7 +43,7 @@ class Buffer {
   Buffer(const Buffer&) = delete;
   Buffer& operator=(const Buffer&) = delete;
   bool ok() const { return ok_; }
-  void* data() { return mem_ == Mem::kHost ? static_cast<void*>(host_.data()) : ptr_; }
+  void* data() { return static_cast<unsigned char*>(mem_ == Mem::kHost ? host_.data() : ptr_) + offset_; }
   size_t bytes() const { return bytes_; }
   void upload(const std::vector<unsigned char>& h) { cudaMemcpy(data(), h.data(), bytes_, cudaMemcpyDefault); }
   std::vector<unsigned char> download() {
@@ -53,7 +54,7 @@ class Buffer {
 
  private:
   Mem mem_;
-  size_t bytes_;
+  size_t bytes_, offset_;
   bool ok_ = true;
   void* ptr_ = nullptr;
   std::vector<unsigned char> host_;
@@ -62,7 +63,7 @@ class Buffer {
 // A pool in one preset: one buffer per base pointer of the layout.
 class Pool {
  public:
-  Pool(kvx_preset_t preset, kvx_preset_params_t p, Mem m) {
+  Pool(kvx_preset_t preset, kvx_preset_params_t p, Mem m, size_t offset = 0) {
     p.memory = memory_of(m);
     status_ = kvx_layout_preset(preset, &p, &layout_);
     if (status_ != KVX_OK) return;
@@ -72,7 +73,7 @@ class Pool {
                       : layout_.base_kind == KVX_BASE_LAYER_PTRS ? layout_.num_layers
                                                                  : layout_.num_layers * layout_.num_kv;
     for (int64_t i = 0; i < n; ++i) {
-      buffers_.push_back(std::make_unique<Buffer>(m, span));
+      buffers_.push_back(std::make_unique<Buffer>(m, span, offset));
       if (!buffers_.back()->ok()) status_ = KVX_ERR_OUT_OF_MEMORY;
       ptrs_.push_back(buffers_.back()->data());
     }
@@ -139,11 +140,13 @@ struct Case {
   int64_t L, NB, T, H, D;
   Mem src_mem, dst_mem;
   kvx_copy_engine_t engine;
+  size_t offset = 0;  // bytes past an aligned start where the GPU pools begin
   std::string name() const {
     return std::string("XFER(") + kvx_preset_name(src) + "->" + kvx_preset_name(dst) + ",dtype=" +
            kvx_dtype_name(dtype) + ",L=" + std::to_string(L) + ",T=" + std::to_string(T) + ",H=" + std::to_string(H) +
            ",D=" + std::to_string(D) + "," + mem_name(src_mem) + "->" + mem_name(dst_mem) +
-           (engine == KVX_COPY_ENGINE_DMA ? ",dma" : ",sm") + ")";
+           (engine == KVX_COPY_ENGINE_DMA ? ",dma" : ",sm") + (offset != 0 ? ",offset=" + std::to_string(offset) : "") +
+           ")";
   }
 };
 
@@ -164,7 +167,7 @@ void run_case(const Case& c, uint64_t seed, cudaStream_t stream, int* ran) {
   if (hs.status() == KVX_ERR_UNSUPPORTED || hd.status() == KVX_ERR_UNSUPPORTED) return;  // not expressible
   ASSERT_EQ(hs.status(), KVX_OK);
   ASSERT_EQ(hd.status(), KVX_OK);
-  Pool gs(c.src, p, c.src_mem), gd(c.dst, p, c.dst_mem), gb(c.src, p, c.src_mem);
+  Pool gs(c.src, p, c.src_mem, c.offset), gd(c.dst, p, c.dst_mem, c.offset), gb(c.src, p, c.src_mem, c.offset);
   ASSERT_EQ(gs.status(), KVX_OK);
   ASSERT_EQ(gd.status(), KVX_OK);
   hs.fill(&rng);
@@ -246,6 +249,27 @@ TEST_F(TransferGpu, TiledCopyCutsLongBlocksIntoTokenChunks) {
     for (kvx_dtype_t dt : {KVX_DTYPE_F32, KVX_DTYPE_BF16, KVX_DTYPE_FP8_E4M3})
       for (auto [sm, dm] : {std::pair{Mem::kDevice, Mem::kDevice}, std::pair{Mem::kPinned, Mem::kDevice}}) {
         const Case c{s, d, dt, 2, 5, 64, 3, 256, sm, dm, KVX_COPY_ENGINE_SM_KERNEL};
+        run_case(c, ++seed, stream_, &ran);
+        if (HasFatalFailure()) return;
+        ++cases;
+      }
+  EXPECT_EQ(ran, cases);
+}
+
+// Pools that begin off the allocator's alignment: the copy takes narrower
+// pieces (8, 4, 2 or 1 bytes), on the register path (NHD <-> HND rows, the
+// legacy key's groups cut into several pieces) and in the tiles (the legacy
+// value), forward and back, against the CPU.
+TEST_F(TransferGpu, UnalignedPoolsTakeNarrowerPieces) {
+  int ran = 0, cases = 0;
+  uint64_t seed = 4242;
+  for (auto [s, d] : {std::pair{KVX_PRESET_VLLM_LEGACY, KVX_PRESET_VLLM_FLASH_NHD},
+                      std::pair{KVX_PRESET_FLASHINFER_HND, KVX_PRESET_VLLM_LEGACY},
+                      std::pair{KVX_PRESET_VLLM_FLASH_NHD, KVX_PRESET_FLASHINFER_HND}})
+    for (kvx_dtype_t dt : {KVX_DTYPE_F32, KVX_DTYPE_BF16, KVX_DTYPE_FP8_E4M3})
+      for (size_t offset : {size_t{8}, size_t{4}, size_t{2}, size_t{1}}) {
+        if (offset % static_cast<size_t>(kvx_dtype_bits(dt) / 8) != 0) continue;  // elements stay aligned
+        const Case c{s, d, dt, 2, 6, 16, 2, 64, Mem::kDevice, Mem::kDevice, KVX_COPY_ENGINE_SM_KERNEL, offset};
         run_case(c, ++seed, stream_, &ran);
         if (HasFatalFailure()) return;
         ++cases;
