@@ -313,9 +313,10 @@ kvx_status_t check_blocks(const int32_t* blocks, int64_t n, const kvx_layout_t& 
 // Two ways, both one pass over the pairs with no sort (the sort of 16k pairs
 // took longer than their copy), scratch kept per thread between calls:
 // - a byte per block of the destination pool while the pool has at most
-//   64 blocks a pair (plus 64k): clearing the map costs less than hashing;
-//   bytes rather than bits, as a bit's read-modify-write doubled the cost
-//   of a pair (bench/copy/host_cost.cpp);
+//   16 blocks a pair (plus 64k): clearing the map costs less than hashing,
+//   and the scratch stays within twice the pair lists' own bytes; bytes
+//   rather than bits, as a bit's read-modify-write doubled the cost of a
+//   pair (bench/copy/host_cost.cpp);
 // - else a hash set of the destinations, 2-4 slots a pair (a large host
 //   tier and a short list).
 bool hazard_free_marked(const int32_t* src, const int32_t* dst, int64_t n, bool one_pool, int64_t num_blocks) {
@@ -359,7 +360,7 @@ bool hazard_free_hashed(const int32_t* src, const int32_t* dst, int64_t n, bool 
 }
 
 bool hazard_free(const int32_t* src, const int32_t* dst, int64_t n, bool one_pool, int64_t num_blocks) {
-  return num_blocks <= 64 * n + 65536 ? hazard_free_marked(src, dst, n, one_pool, num_blocks)
+  return num_blocks <= 16 * n + 65536 ? hazard_free_marked(src, dst, n, one_pool, num_blocks)
                                      : hazard_free_hashed(src, dst, n, one_pool);
 }
 
