@@ -1,7 +1,9 @@
 # KVX — two user-facing targets (README.md "Quick start"):
 #   make demo   install dependencies, build, run `kvx demo`
 #   make test   install dependencies, build, run the whole test suite: the
-#               default build's ctest, then the ASan+UBSan build's ctest
+#               default build's ctest, the ASan+UBSan build's ctest, the
+#               manager's fuzz target for 60 s (clang) and its thread test
+#               under ThreadSanitizer
 # Variables: PRESET (default; CI uses ci), KVX_CUDA_ARCHS (e.g. 90),
 # JOBS (parallel build jobs, default: the number of cores), DEMO_ARGS,
 # CMAKE_ARGS (more -D options for the main build, e.g. -DKVX_ENABLE_CUDA=OFF).
@@ -27,12 +29,12 @@ endif
 BUILD_DIR := build/$(PRESET)
 SAN_BUILD_DIR := build/$(SAN_PRESET)
 
-.PHONY: demo test deps build build-san test-default test-san
+.PHONY: demo test deps build build-san test-default test-san test-fuzz test-threads
 
 demo: build
 	./$(BUILD_DIR)/tools/kvx/kvx demo $(DEMO_ARGS)
 
-test: test-default test-san
+test: test-default test-san test-fuzz test-threads
 
 # ------------------------------------------------------------- internals --
 deps:
@@ -53,3 +55,16 @@ test-default: build
 # the two builds never compete for the cores.
 test-san: test-default build-san
 	ctest --preset $(SAN_PRESET) -j $(JOBS)
+
+# The manager's C ABI under libFuzzer (clang, ASan + UBSan) for a bounded time
+# (60 s, tests/fuzz), then distinct managers on several threads at once under
+# ThreadSanitizer (the thread-safety promise of include/kvx/manager.h).
+test-fuzz: test-san
+	cmake --preset fuzz
+	cmake --build --preset fuzz -j $(JOBS)
+	ctest --preset fuzz
+
+test-threads: test-fuzz
+	cmake --preset tsan
+	cmake --build --preset tsan-threads -j $(JOBS)
+	ctest --preset tsan-threads
