@@ -443,6 +443,7 @@ void run(const Options& opt) {
   md << "# kvx bench decode: " << prop.name << ", driver " << report["driver"].get<std::string>() << ", CUDA "
      << report["cuda"].get<std::string>() << ", commit " << opt.commit << "\n\n"
      << "Copy ceiling (read + write): " << std::round(ceiling) << " GB/s. Command: `" << opt.command << "`.\n\n"
+     << "The targets, what misses them and the measurements that say why: docs/perf-notes.md.\n\n"
      << "| case | MB | KVX GB/s | % of ceiling | % of same-size copy | SDPA GB/s | x SDPA | FlashInfer GB/s | x FlashInfer | us |\n"
      << "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n";
   auto cell = [](const json& j) { return j.is_null() ? std::string("-") : j.dump(); };
