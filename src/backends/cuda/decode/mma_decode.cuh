@@ -70,21 +70,18 @@ __device__ __forceinline__ void ldsm_x4_trans(uint32_t (&r)[4], const void* p) {
                : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
                : "r"(smem_addr(p)));
 }
-// d += a * b, m16n8k16, f32 accumulators.
-__device__ __forceinline__ void mma16816(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1, BF16Tag) {
-  asm volatile(
-      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
-      "{%0,%1,%2,%3};\n"
-      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-}
-__device__ __forceinline__ void mma16816(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1, F16Tag) {
-  asm volatile(
-      "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
-      "{%0,%1,%2,%3};\n"
-      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-}
+// d += a * b, m16n8k16, f32 accumulators, A and B in the storage type
+// (TYPE: the PTX name of the tag's element type).
+#define KVX_MMA16816(TAG, TYPE)                                                                                  \
+  __device__ __forceinline__ void mma16816(float(&d)[4], const uint32_t(&a)[4], uint32_t b0, uint32_t b1, TAG) { \
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32." TYPE "." TYPE ".f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "   \
+                 "{%8,%9}, {%0,%1,%2,%3};\n"                                                                     \
+                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])                                                 \
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));                                 \
+  }
+KVX_MMA16816(BF16Tag, "bf16")
+KVX_MMA16816(F16Tag, "f16")
+#undef KVX_MMA16816
 
 template <int kChunks>
 __device__ __forceinline__ int swz(int row, int chunk) {
@@ -102,7 +99,6 @@ __global__ void __launch_bounds__(kMmaThreads) mma_decode_kernel(const __grid_co
   const DecodeUnit u = decode_unit(a, kMmaRows);
   const int64_t b = u.b;
   const int kvh = u.kvh, split = u.split, heads_here = u.heads_here, first_q_head = u.first_q_head;
-  const int num_q_heads = u.num_q_heads;
   const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
   const int64_t dk = a.k.head_dim, dv = a.v.head_dim;
 
@@ -323,7 +319,6 @@ __global__ void __launch_bounds__(kMmaThreads) mma_decode_kernel(const __grid_co
   }
   __syncthreads();
 
-  const bool split_mode = a.max_splits > 1;
   for (int item = tid; item < kMmaRows * CH; item += kMmaThreads) {
     const int g = item / CH, c = item % CH;
     if (g >= heads_here || c * 8 >= dv) continue;
@@ -342,22 +337,7 @@ __global__ void __launch_bounds__(kMmaThreads) mma_decode_kernel(const __grid_co
     }
     const float inv = lsum > 0.0f ? 1.0f / lsum : 0.0f;
     const float lse = lsum > 0.0f ? (mmax + __log2f(lsum)) * kLn2 : -INFINITY;
-    const int qh = first_q_head + g;
-    if (split_mode) {
-      const int64_t part = (b * a.max_splits + split) * num_q_heads + qh;
-      float* po = partial_outputs(a) + part * dv + c * 8;
-#pragma unroll
-      for (int e = 0; e < 8; ++e)
-        if (c * 8 + e < dv) po[e] = acc[e] * inv;
-      if (c == 0) a.partial[part] = lse;
-    } else {
-      std::byte* orow = a.out.row(b, qh);
-      const int eb = elem_bytes(a.out.dtype);
-#pragma unroll
-      for (int e = 0; e < 8; ++e)
-        if (c * 8 + e < dv) store_elem(orow + (c * 8 + e) * eb, a.out.dtype, acc[e] * inv);
-      if (c == 0 && a.lse.data != nullptr) *reinterpret_cast<float*>(a.lse.row(b, qh)) = lse;
-    }
+    store_result(a, b, split, first_q_head + g, c, acc, inv, lse);
   }
 }
 

@@ -144,6 +144,29 @@ __device__ __forceinline__ bool empty_split(const DecodeLaunch& a, const DecodeU
   return true;
 }
 
+// Columns [8c, 8c + 8) of query head qh's result (acc * inv) and, from
+// column chunk 0, its lse (natural log): into the split's partials when the
+// schedule splits (merge_splits.cuh combines them), else into out and lse.
+__device__ __forceinline__ void store_result(const DecodeLaunch& a, int64_t b, int split, int qh, int c,
+                                             const float (&acc)[8], float inv, float lse) {
+  const int64_t dv = a.v.head_dim;
+  if (a.max_splits > 1) {
+    const int64_t part = (b * a.max_splits + split) * (int64_t{a.num_kv_heads} * a.group) + qh;
+    float* po = partial_outputs(a) + part * dv + c * 8;
+#pragma unroll
+    for (int e = 0; e < 8; ++e)
+      if (c * 8 + e < dv) po[e] = acc[e] * inv;
+    if (c == 0) a.partial[part] = lse;
+  } else {
+    std::byte* orow = a.out.row(b, qh);
+    const int eb = elem_bytes(a.out.dtype);
+#pragma unroll
+    for (int e = 0; e < 8; ++e)
+      if (c * 8 + e < dv) store_elem(orow + (c * 8 + e) * eb, a.out.dtype, acc[e] * inv);
+    if (c == 0 && a.lse.data != nullptr) *reinterpret_cast<float*>(a.lse.row(b, qh)) = lse;
+  }
+}
+
 template <typename KV, int RT, int GT>
 __global__ void __launch_bounds__(kThreads) split_kv_decode_kernel(const __grid_constant__ DecodeLaunch a) {
   using Tile = TileShape<RT>;
@@ -152,7 +175,6 @@ __global__ void __launch_bounds__(kThreads) split_kv_decode_kernel(const __grid_
   const DecodeUnit u = decode_unit(a, GT);
   const int64_t b = u.b;
   const int kvh = u.kvh, split = u.split, heads_here = u.heads_here, first_q_head = u.first_q_head;
-  const int num_q_heads = u.num_q_heads;
   const int tid = threadIdx.x, col = tid % RT, grp = tid / RT;
   const int64_t dk = a.k.head_dim, dv = a.v.head_dim;
 
@@ -318,7 +340,6 @@ __global__ void __launch_bounds__(kThreads) split_kv_decode_kernel(const __grid_
   }
   __syncthreads();
 
-  const bool split_mode = a.max_splits > 1;
   for (int item = tid; item < GT * RT; item += kThreads) {
     const int g = item / RT, c = item % RT;
     if (g >= heads_here) continue;
@@ -335,25 +356,7 @@ __global__ void __launch_bounds__(kThreads) split_kv_decode_kernel(const __grid_
     }
     const float inv = lsum > 0.0f ? 1.0f / lsum : 0.0f;
     const float lse = lsum > 0.0f ? (mmax + __log2f(lsum)) * kLn2 : -INFINITY;
-    const int qh = first_q_head + g;
-    if (split_mode) {
-      const int64_t part = (b * a.max_splits + split) * num_q_heads + qh;
-      float* po = partial_outputs(a) + part * dv + c * 8;
-      if (c * 8 < dv)
-#pragma unroll
-        for (int e = 0; e < 8; ++e)
-          if (c * 8 + e < dv) po[e] = acc[e] * inv;
-      if (c == 0) a.partial[part] = lse;
-    } else {
-      if (c * 8 < dv) {
-        std::byte* orow = a.out.row(b, qh);
-        const int eb = elem_bytes(a.out.dtype);
-#pragma unroll
-        for (int e = 0; e < 8; ++e)
-          if (c * 8 + e < dv) store_elem(orow + (c * 8 + e) * eb, a.out.dtype, acc[e] * inv);
-      }
-      if (c == 0 && a.lse.data != nullptr) *reinterpret_cast<float*>(a.lse.row(b, qh)) = lse;
-    }
+    store_result(a, b, split, first_q_head + g, c, acc, inv, lse);
   }
 }
 
