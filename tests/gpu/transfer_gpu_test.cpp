@@ -116,8 +116,10 @@ std::vector<int32_t> distinct_blocks(Rng& rng, int64_t n, int64_t count) {
 
 kvx_status_t copy(const kvx_layout_t& src, const kvx_layout_t& dst, const std::vector<int32_t>& sb,
                   const std::vector<int32_t>& db, kvx_copy_engine_t engine, cudaStream_t stream,
-                  kvx_transfer_report_t* report = nullptr, kvx_dma_mode_t mode = KVX_DMA_BATCHED_WITH_FALLBACK) {
+                  kvx_transfer_report_t* report = nullptr, kvx_dma_mode_t mode = KVX_DMA_BATCHED_WITH_FALLBACK,
+                  int32_t max_ctas = 0) {
   kvx_block_copy_args_t a = KVX_BLOCK_COPY_ARGS_INIT;
+  a.max_ctas = max_ctas;
   a.src = &src;
   a.dst = &dst;
   a.src_blocks = sb.data();
@@ -141,12 +143,13 @@ struct Case {
   Mem src_mem, dst_mem;
   kvx_copy_engine_t engine;
   size_t offset = 0;  // bytes past an aligned start where the GPU pools begin
+  int32_t max_ctas = 0;  // SM kernel grid cap (0: one CTA an item)
   std::string name() const {
     return std::string("XFER(") + kvx_preset_name(src) + "->" + kvx_preset_name(dst) + ",dtype=" +
            kvx_dtype_name(dtype) + ",L=" + std::to_string(L) + ",T=" + std::to_string(T) + ",H=" + std::to_string(H) +
            ",D=" + std::to_string(D) + "," + mem_name(src_mem) + "->" + mem_name(dst_mem) +
            (engine == KVX_COPY_ENGINE_DMA ? ",dma" : ",sm") + (offset != 0 ? ",offset=" + std::to_string(offset) : "") +
-           ")";
+           (max_ctas != 0 ? ",max_ctas=" + std::to_string(max_ctas) : "") + ")";
   }
 };
 
@@ -177,14 +180,17 @@ void run_case(const Case& c, uint64_t seed, cudaStream_t stream, int* ran) {
   const auto sb = distinct_blocks(rng, c.NB, n), db = distinct_blocks(rng, c.NB, n);
 
   kvx_transfer_report_t report = KVX_TRANSFER_REPORT_INIT;
-  const kvx_status_t st = copy(gs.layout(), gd.layout(), sb, db, c.engine, stream, &report);
+  const kvx_status_t st =
+      copy(gs.layout(), gd.layout(), sb, db, c.engine, stream, &report, KVX_DMA_BATCHED_WITH_FALLBACK, c.max_ctas);
   if (st == KVX_ERR_UNSUPPORTED && c.engine == KVX_COPY_ENGINE_DMA) return;  // rows not contiguous
   ASSERT_EQ(st, KVX_OK) << kvx_last_error();
   EXPECT_EQ(report.engine, c.engine);
   KVX_ASSERT_OK(copy(hs.layout(), hd.layout(), sb, db, KVX_COPY_ENGINE_CPU, nullptr));
   CUDA_ASSERT(cudaStreamSynchronize(stream));
   ASSERT_TRUE(gd.bytes() == hd.bytes()) << "forward copy differs from the CPU conversion";
-  ASSERT_EQ(copy(gd.layout(), gb.layout(), db, sb, c.engine, stream), KVX_OK) << kvx_last_error();
+  ASSERT_EQ(copy(gd.layout(), gb.layout(), db, sb, c.engine, stream, nullptr, KVX_DMA_BATCHED_WITH_FALLBACK, c.max_ctas),
+            KVX_OK)
+      << kvx_last_error();
   KVX_ASSERT_OK(copy(hd.layout(), hb.layout(), db, sb, KVX_COPY_ENGINE_CPU, nullptr));
   CUDA_ASSERT(cudaStreamSynchronize(stream));
   ASSERT_TRUE(gb.bytes() == hb.bytes()) << "round trip differs from the CPU conversion";
@@ -274,6 +280,58 @@ TEST_F(TransferGpu, UnalignedPoolsTakeNarrowerPieces) {
         if (HasFatalFailure()) return;
         ++cases;
       }
+  EXPECT_EQ(ran, cases);
+}
+
+// vLLM's legacy value (tokens contiguous) against layouts whose head dim is
+// contiguous: 2- and 4-byte elements move as squares transposed in
+// registers, in the same launch as the key. Blocks of 8 to 32 tokens, head
+// dims of 16 and 128, device and pinned memory, pools 16 bytes off the
+// allocator's alignment (still squares) or 8 (the tiles), and grids capped
+// so that CTAs walk several items; forward and back against the CPU.
+TEST_F(TransferGpu, LegacyValueMovesAsSquares) {
+  int ran = 0, cases = 0;
+  uint64_t seed = 777;
+  const std::pair<Mem, Mem> mems[] = {{Mem::kDevice, Mem::kDevice}, {Mem::kPinned, Mem::kDevice},
+                                      {Mem::kDevice, Mem::kPinned}};
+  const int64_t dims[] = {16, 128};
+  const size_t offsets[] = {0, 16, 8};
+  int i = 0;
+  for (auto [s, d] : {std::pair{KVX_PRESET_VLLM_LEGACY, KVX_PRESET_VLLM_FLASH_NHD},
+                      std::pair{KVX_PRESET_VLLM_FLASH_NHD, KVX_PRESET_VLLM_LEGACY},
+                      std::pair{KVX_PRESET_VLLM_LEGACY, KVX_PRESET_FLASHINFER_HND},
+                      std::pair{KVX_PRESET_FLASHINFER_HND, KVX_PRESET_VLLM_LEGACY},
+                      std::pair{KVX_PRESET_VLLM_LEGACY, KVX_PRESET_DYNAMO_UNIVERSAL},
+                      std::pair{KVX_PRESET_LMCACHE, KVX_PRESET_VLLM_LEGACY}})
+    for (kvx_dtype_t dt : {KVX_DTYPE_F16, KVX_DTYPE_BF16, KVX_DTYPE_F32})
+      for (int64_t T : {8, 16, 32}) {
+        const auto& m = mems[i % 3];
+        Case c{s, d, dt, 2, 9, T, 3, dims[i % 2], m.first, m.second, KVX_COPY_ENGINE_SM_KERNEL, offsets[(i / 3) % 3]};
+        c.max_ctas = (i / 2) % 2 ? 5 : 0;
+        ++i;
+        run_case(c, ++seed, stream_, &ran);
+        if (HasFatalFailure()) return;
+        ++cases;
+      }
+  EXPECT_EQ(ran, cases);
+}
+
+// Calls of 200 to 5,000 blocks: each launch passes the smallest parameter
+// block that holds its pairs (2 KiB, 8.25 KiB or 31 KiB; 5,000 pairs are a
+// 31 KiB and an 8.25 KiB launch), for whole-plane copies, NHD -> HND rows
+// and the legacy conversion (squares); forward and back against the CPU.
+TEST_F(TransferGpu, LargeCallsTakeEveryParameterSize) {
+  int ran = 0, cases = 0;
+  uint64_t seed = 9090;
+  for (auto [s, d] : {std::pair{KVX_PRESET_VLLM_FLASH_NHD, KVX_PRESET_VLLM_FLASH_NHD},
+                      std::pair{KVX_PRESET_VLLM_FLASH_NHD, KVX_PRESET_FLASHINFER_HND},
+                      std::pair{KVX_PRESET_VLLM_LEGACY, KVX_PRESET_VLLM_FLASH_NHD}})
+    for (int64_t nb : {300, 1050, 1650, 7500}) {  // 2/3 of them copied: 200 ... 5,000 pairs
+      const Case c{s, d, KVX_DTYPE_BF16, 1, nb, 8, 2, 16, Mem::kDevice, Mem::kDevice, KVX_COPY_ENGINE_SM_KERNEL};
+      run_case(c, ++seed, stream_, &ran);
+      if (HasFatalFailure()) return;
+      ++cases;
+    }
   EXPECT_EQ(ran, cases);
 }
 

@@ -238,6 +238,27 @@ class Bench {
       r.kvx = r.ceiling = ceiling_[i];
       rows_.push_back(r);
     }
+    // One cudaMemcpy of the bytes of a 1k- and a 4k-block call of 32 KiB
+    // planes (K and V): what any single copy of that size reaches, the
+    // launch and its ramp included (device time, behind the gate).
+    for (const size_t same : {size_t{64} << 20, size_t{256} << 20}) {
+      const Timing t = time_case(stream_, o_, true, [&] {
+        check(cudaMemcpyAsync(d1, d0, same, cudaMemcpyDefault, stream_), "memcpy");
+      });
+      Row r;
+      r.name = fmt::format("SAME-SIZE(cudaMemcpy,D2D,{}MiB)", same >> 20);
+      r.engine = "cudaMemcpy(same size)";
+      r.direction = "D2D";
+      r.block_bytes = static_cast<int64_t>(same);
+      r.blocks = 1;
+      r.kvx = static_cast<double>(same) / t.device_ms / 1e6;
+      r.call_gbs = static_cast<double>(same) / t.call_ms / 1e6;
+      r.host_us = t.host_us;
+      r.ceiling = ceiling_[0];
+      rows_.push_back(r);
+      std::printf("%-90s %8.2f GB/s  (%5.1f%% of %.1f)  call %8.2f GB/s  host %7.1f us\n", r.name.c_str(), r.kvx,
+                  100 * r.kvx / r.ceiling, r.ceiling, r.call_gbs, r.host_us);
+    }
     release(Where::kDevice, d0);
     release(Where::kDevice, d1);
     release(Where::kPinned, h);

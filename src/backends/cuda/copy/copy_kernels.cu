@@ -102,32 +102,114 @@ __device__ __forceinline__ void copy_units(const BlockCopyLaunch& a, int kv, std
   }
 }
 
-// kUnits: some plane moves unit by unit (the instantiation without it keeps
-// the chunk copy's register count low).
-template <int kBytes, bool kUnits>
-__global__ void block_copy_kernel(const __grid_constant__ BlockCopyLaunch a) {
-  const auto* src_base = reinterpret_cast<const std::byte* const*>(a.payload);
-  const auto* dst_base = reinterpret_cast<std::byte* const*>(a.payload + sizeof(void*) * a.num_planes);
-  const auto* pairs = reinterpret_cast<const int32_t*>(a.payload + 2 * sizeof(void*) * a.num_planes);
-  const int64_t per_pair = static_cast<int64_t>(a.num_planes) * a.pieces;
-  const int64_t items = per_pair * a.num_pairs;
-  for (int64_t item = blockIdx.x; item < items; item += gridDim.x) {
-    const int64_t pair = item / per_pair;
-    const int32_t rem = static_cast<int32_t>(item - pair * per_pair);
-    const int32_t plane = rem / a.pieces, piece = rem % a.pieces;
-    const int kv = plane % a.num_kv;
-    const int64_t sb = pairs[2 * pair], db = pairs[2 * pair + 1];
-    const std::byte* src = src_base[plane] + sb * a.src[kv].block_stride;
-    std::byte* dst = dst_base[plane] + db * a.dst[kv].block_stride;
-    if (a.chunk[kv]) {
-      const int64_t begin = piece * kCopyPieceBytes;
-      if (begin >= a.plane_bytes[kv]) continue;
-      const int64_t bytes = min(kCopyPieceBytes, a.plane_bytes[kv] - begin);
-      copy_run<kBytes>(dst + begin, src + begin, bytes / kBytes);
-    } else if (kUnits && piece == 0) {
-      copy_units<kBytes>(a, kv, dst, src);
+__device__ __forceinline__ uint32_t word(const uint4& v, int i) { return i == 0 ? v.x : i == 1 ? v.y : i == 2 ? v.z : v.w; }
+
+// Row j of the transpose of the square of kN x kN elements of kElem bytes
+// (kN = 16 / kElem) held as kN rows of 16 bytes: element j of every row.
+// Its word i packs elements of rows kN/4 * i on: one byte permute (2-byte
+// elements) or a move (4-byte). Computed as each row is stored, so the
+// square is held once.
+template <int kElem>
+__device__ __forceinline__ uint4 square_row(const uint4 (&v)[16 / kElem], int j) {
+  if constexpr (kElem == 4) {
+    return make_uint4(word(v[0], j), word(v[1], j), word(v[2], j), word(v[3], j));
+  } else {
+    static_assert(kElem == 2, "squares of 2- or 4-byte elements");
+    // Element j of a row: half j % 2 of word j / 2.
+    const uint32_t sel = j % 2 ? 0x7632 : 0x5410;
+    const int w = j / 2;
+    return make_uint4(__byte_perm(word(v[0], w), word(v[1], w), sel), __byte_perm(word(v[2], w), word(v[3], w), sel),
+                      __byte_perm(word(v[4], w), word(v[5], w), sel), __byte_perm(word(v[6], w), word(v[7], w), sel));
+  }
+}
+
+// One plane of a block as squares (BlockCopyLaunch::transpose): each thread
+// loads kN 16-byte units of a square (kN consecutive head dims of 16 bytes of
+// tokens on the token side, or kN consecutive tokens' 16 bytes of the head
+// dim on the other), transposes it in registers and stores kN units on the
+// other side: no shared memory, no barrier. A warp's loads and stores fill
+// whole 32-byte sectors on both sides (two token groups of a dim row of 16
+// tokens, 16 dim groups of a token's head row). kRunDepth loads in flight.
+template <int kElem>
+__device__ __forceinline__ void copy_squares(const BlockCopyLaunch& a, int kv, std::byte* __restrict__ dst,
+                                             const std::byte* __restrict__ src) {
+  constexpr int kN = 16 / kElem;
+  constexpr int kSquares = kRunDepth / kN > 0 ? kRunDepth / kN : 1;  // squares a thread holds at once
+  const CopySide& ss = a.src[kv];
+  const CopySide& ds = a.dst[kv];
+  // Between the kN units of a square: the next head dim on the token side
+  // (unit_stride covers kN dims), the next token on the other.
+  const int64_t s_step = a.src_tokens[kv] ? ss.unit_stride / kN : ss.token_stride;
+  const int64_t d_step = a.src_tokens[kv] ? ds.token_stride : ds.unit_stride / kN;
+  const uint32_t n = static_cast<uint32_t>(a.num_heads * a.row_units[kv] * a.token_groups);
+  const uint32_t step = blockDim.x;
+  for (uint32_t i0 = threadIdx.x; i0 < n; i0 += kSquares * step) {
+    uint4 v[kSquares][kN];
+    int64_t doff[kSquares];
+#pragma unroll
+    for (int r = 0; r < kSquares; ++r) {
+      const uint32_t i = i0 + r * step;
+      if (i >= n) break;
+      const uint32_t q = fdiv(a.div_token_groups, i), tg = i - q * a.token_groups;
+      const uint32_t h = fdiv(a.div_row[kv], q), g = q - h * a.row_units[kv];
+      const int64_t soff = h * ss.head_stride + g * ss.unit_stride + static_cast<int64_t>(tg) * kN * ss.token_stride;
+      doff[r] = h * ds.head_stride + g * ds.unit_stride + static_cast<int64_t>(tg) * kN * ds.token_stride;
+#pragma unroll
+      for (int k = 0; k < kN; ++k) v[r][k] = *reinterpret_cast<const uint4*>(src + soff + k * s_step);
+    }
+#pragma unroll
+    for (int r = 0; r < kSquares; ++r) {
+      if (i0 + r * step >= n) break;
+#pragma unroll
+      for (int k = 0; k < kN; ++k) *reinterpret_cast<uint4*>(dst + doff[r] + k * d_step) = square_row<kElem>(v[r], k);
     }
   }
+}
+
+// Item `item` (pair, plane, piece) of a launch. kUnits: 0 where every plane
+// moves as whole chunks (that instantiation keeps the chunk copy's register
+// count low), 1 where some plane moves unit by unit, 2 or 4 where some plane
+// also moves as squares of 2- or 4-byte elements (then kBytes is 16). Items
+// number under 2^31 a launch (the host cuts launches so): 32-bit divisions
+// by multiply and shift.
+template <int kBytes, int kUnits>
+__device__ __forceinline__ void copy_item(const BlockCopyLaunch& a, const unsigned char* payload, uint32_t item) {
+  const auto* src_base = reinterpret_cast<const std::byte* const*>(payload);
+  const auto* dst_base = reinterpret_cast<std::byte* const*>(payload + sizeof(void*) * a.num_planes);
+  const auto* pairs = reinterpret_cast<const int32_t*>(payload + 2 * sizeof(void*) * a.num_planes);
+  const uint32_t per_pair = static_cast<uint32_t>(a.num_planes * a.pieces);
+  const uint32_t pair = fdiv(a.div_per_pair, item);
+  const uint32_t rem = item - pair * per_pair;
+  const uint32_t plane = fdiv(a.div_pieces, rem), piece = rem - plane * a.pieces;
+  const int kv = a.num_kv == 2 ? static_cast<int>(plane & 1) : 0;
+  const int64_t sb = pairs[2 * pair], db = pairs[2 * pair + 1];
+  const std::byte* src = src_base[plane] + sb * a.src[kv].block_stride;
+  std::byte* dst = dst_base[plane] + db * a.dst[kv].block_stride;
+  if (a.chunk[kv]) {
+    const int64_t begin = static_cast<int64_t>(piece) * kCopyPieceBytes;
+    if (begin >= a.plane_bytes[kv]) return;
+    const int64_t bytes = min(kCopyPieceBytes, a.plane_bytes[kv] - begin);
+    copy_run<kBytes>(dst + begin, src + begin, bytes / kBytes);
+  } else if (kUnits != 0 && piece == 0) {
+    if constexpr (kUnits >= 2) {
+      if (a.transpose[kv]) {
+        copy_squares<kUnits>(a, kv, dst, src);
+        return;
+      }
+    }
+    copy_units<kBytes>(a, kv, dst, src);
+  }
+}
+
+// CTAs walk the launch's items (a grid capped by max_ctas walks them all).
+// With squares 104-122 registers (2 CTAs of 256 threads an SM): capped at
+// 80 or 64 it spilled and lost 4-14 points; one item a CTA without the
+// loop took 64 and lost 1-3 points against this (H100, round 3).
+template <int kBytes, int kUnits, int kCap>
+__global__ void block_copy_kernel(const __grid_constant__ BlockCopyParams<kCap> p) {
+  const BlockCopyLaunch& a = p.h;
+  const uint32_t items = static_cast<uint32_t>(a.num_planes * a.pieces) * static_cast<uint32_t>(a.num_pairs);
+  for (uint32_t item = blockIdx.x; item < items; item += gridDim.x) copy_item<kBytes, kUnits>(a, p.payload, item);
 }
 
 // Raw runs: each run takes the widest unit its own alignment allows.
@@ -148,23 +230,40 @@ int32_t grid_for(int64_t items, int32_t max_ctas) {
   return static_cast<int32_t>(g > INT_MAX ? INT_MAX : g);
 }
 
+template <int kCap>
+cudaError_t launch_sized(const BlockCopyFull& p, int32_t grid, int32_t threads, cudaStream_t stream) {
+  const BlockCopyLaunch& a = p.h;
+  const bool units = !a.chunk[0] || (a.num_kv == 2 && !a.chunk[1]);
+  auto kernel = units ? block_copy_kernel<1, 1, kCap> : block_copy_kernel<1, 0, kCap>;
+  switch (a.unit_bytes) {
+    case 16: kernel = units ? block_copy_kernel<16, 1, kCap> : block_copy_kernel<16, 0, kCap>; break;
+    case 8: kernel = units ? block_copy_kernel<8, 1, kCap> : block_copy_kernel<8, 0, kCap>; break;
+    case 4: kernel = units ? block_copy_kernel<4, 1, kCap> : block_copy_kernel<4, 0, kCap>; break;
+    case 2: kernel = units ? block_copy_kernel<2, 1, kCap> : block_copy_kernel<2, 0, kCap>; break;
+    default: break;
+  }
+  if (a.transpose[0] || (a.num_kv == 2 && a.transpose[1])) {
+    if (a.unit_bytes != 16 || (a.elem_bytes != 2 && a.elem_bytes != 4)) return cudaErrorInvalidValue;
+    kernel = a.elem_bytes == 2 ? block_copy_kernel<16, 2, kCap> : block_copy_kernel<16, 4, kCap>;
+  }
+  // The kernel's parameters are the first sizeof(BlockCopyParams<kCap>)
+  // bytes of p (the payload begins at the same offset in every size).
+  void* args[] = {const_cast<BlockCopyFull*>(&p)};
+  return cudaLaunchKernel(reinterpret_cast<const void*>(kernel), dim3(static_cast<unsigned>(grid)),
+                          dim3(static_cast<unsigned>(threads)), args, 0, stream);
+}
+
 }  // namespace
 
-cudaError_t launch_block_copy(const BlockCopyLaunch& a, int32_t max_ctas, int32_t threads, cudaStream_t stream) {
+cudaError_t launch_block_copy(const BlockCopyFull& p, int64_t payload_bytes, int32_t max_ctas, int32_t threads,
+                              cudaStream_t stream) {
+  const BlockCopyLaunch& a = p.h;
   const int64_t items = static_cast<int64_t>(a.num_planes) * a.pieces * a.num_pairs;
   if (items == 0) return cudaSuccess;
   const int32_t grid = grid_for(items, max_ctas);
-  const bool units = !a.chunk[0] || (a.num_kv == 2 && !a.chunk[1]);
-  auto kernel = units ? block_copy_kernel<1, true> : block_copy_kernel<1, false>;
-  switch (a.unit_bytes) {
-    case 16: kernel = units ? block_copy_kernel<16, true> : block_copy_kernel<16, false>; break;
-    case 8: kernel = units ? block_copy_kernel<8, true> : block_copy_kernel<8, false>; break;
-    case 4: kernel = units ? block_copy_kernel<4, true> : block_copy_kernel<4, false>; break;
-    case 2: kernel = units ? block_copy_kernel<2, true> : block_copy_kernel<2, false>; break;
-    default: break;
-  }
-  kernel<<<grid, threads, 0, stream>>>(a);
-  return cudaGetLastError();
+  if (payload_bytes <= kCopyPayloadCaps[0]) return launch_sized<kCopyPayloadCaps[0]>(p, grid, threads, stream);
+  if (payload_bytes <= kCopyPayloadCaps[1]) return launch_sized<kCopyPayloadCaps[1]>(p, grid, threads, stream);
+  return launch_sized<kCopyPayloadBytes>(p, grid, threads, stream);
 }
 
 cudaError_t launch_raw_copy(const RawCopyLaunch& a, int32_t max_ctas, cudaStream_t stream) {

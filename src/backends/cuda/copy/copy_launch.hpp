@@ -57,18 +57,44 @@ struct BlockCopyLaunch {
   // consecutive tokens), so that a warp's accesses fill whole sectors on
   // both sides.
   int32_t tokens_fast[2] = {0, 0};
-  FastDiv div_row[2], div_heads, div_tokens;  // by row_units[kv], num_heads, block_tokens
+  // Planes moved as squares (transpose[kv] = 1): one side runs along the
+  // tokens (vLLM's legacy value), the other along the head dim; a thread
+  // loads kN 16-byte units of kN = 16 / elem_bytes elements along one side's
+  // axis, transposes the kN x kN square in registers and stores kN units
+  // along the other's. Units then walk (head, dim group of row_units[kv],
+  // token group of token_groups) with token groups fastest; src_tokens[kv]
+  // says which side runs along the tokens.
+  int32_t transpose[2] = {0, 0};
+  int32_t src_tokens[2] = {0, 0};
+  int32_t token_groups = 1;  // block_tokens / kN
+  int32_t elem_bytes = 1;
+  FastDiv div_row[2], div_heads, div_tokens, div_token_groups;  // by row_units[kv], num_heads, block_tokens, token_groups
+  FastDiv div_per_pair, div_pieces;  // by num_planes * pieces (items of a pair), pieces
   int32_t num_kv = 2;
   int32_t block_tokens = 0;
   int32_t num_heads = 0;
   int32_t unit_bytes = 1;
   int32_t pieces = 1;
-  int32_t num_planes = 0;
-  int32_t num_pairs = 0;
-  // payload: const std::byte* src_base[num_planes]; std::byte* dst_base[num_planes];
-  //          int32_t pairs[num_pairs][2] (src block, dst block)
-  alignas(16) unsigned char payload[kCopyPayloadBytes];
+  int32_t num_planes = 0;  // (layer, kind) planes, kinds alternating where num_kv is 2
+  int32_t num_pairs = 0;   // num_pairs * num_planes * pieces < 2^31
 };
+
+// A block copy's kernel parameters: the launch and its work list, `kCap`
+// bytes of payload: const std::byte* src_base[num_planes]; std::byte*
+// dst_base[num_planes]; int32_t pairs[num_pairs][2] (src block, dst block).
+// The device copies the whole parameter block at each launch (measured on
+// the H100, bench/copy/d2d_tail.cu: an empty launch of 2,048 CTAs 4.4 us
+// with no parameters, 4.8 us with 8 KiB, 6.5 us with 31 KiB), so each
+// launch takes the smallest of kCopyPayloadCaps that holds its work list;
+// the payload begins at the same offset in every size, so the host fills
+// the largest and launches a prefix of it.
+template <int kCap>
+struct BlockCopyParams {
+  BlockCopyLaunch h;
+  alignas(16) unsigned char payload[kCap];
+};
+constexpr int kCopyPayloadCaps[] = {2048, 8448, kCopyPayloadBytes};  // 8448: 1,024 pairs and 16 planes
+using BlockCopyFull = BlockCopyParams<kCopyPayloadBytes>;
 
 // Raw runs: any alignment, chosen per run at run time.
 struct RawRun {
@@ -125,8 +151,15 @@ struct TileLaunch {
   alignas(16) unsigned char payload[kCopyPayloadBytes];
 };
 
+// Kernel parameters are limited to 32,764 bytes.
+static_assert(sizeof(BlockCopyFull) <= 32764 && sizeof(TileLaunch) <= 32764 && sizeof(RawCopyLaunch) <= 32764);
+static_assert(offsetof(BlockCopyParams<kCopyPayloadCaps[0]>, payload) == offsetof(BlockCopyFull, payload) &&
+              offsetof(BlockCopyParams<kCopyPayloadCaps[1]>, payload) == offsetof(BlockCopyFull, payload));
+
 cudaError_t launch_tile_copy(const TileLaunch& a, int32_t max_ctas, cudaStream_t stream);
-cudaError_t launch_block_copy(const BlockCopyLaunch& a, int32_t max_ctas, int32_t threads, cudaStream_t stream);
+// `payload_bytes`: the bytes of p.payload the launch uses.
+cudaError_t launch_block_copy(const BlockCopyFull& p, int64_t payload_bytes, int32_t max_ctas, int32_t threads,
+                              cudaStream_t stream);
 cudaError_t launch_raw_copy(const RawCopyLaunch& a, int32_t max_ctas, cudaStream_t stream);
 
 }  // namespace kvx::cuda

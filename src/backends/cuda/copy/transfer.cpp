@@ -298,20 +298,56 @@ bool tokens_closer(const CopySide& c) {
   return c.token_stride < next_unit;
 }
 
+// Whether plane `kv` can move as squares (BlockCopyLaunch::transpose): 2- or
+// 4-byte elements, one side along the tokens (token stride = one element,
+// vLLM's legacy value), the other along the head dim, neither split in
+// groups, whole squares in a block and a row, every unit 16-byte aligned.
+// *src_tokens: the source is the side along the tokens.
+bool squares_fit(const kvx_layout_t& s, const kvx_layout_t& d, int kv, const BlockGeometry& g, int32_t* src_tokens) {
+  const int64_t elem = g.elem_bytes;
+  if (s.dtype == KVX_DTYPE_INT4 || (elem != 2 && elem != 4)) return false;
+  const int64_t n = 16 / elem;
+  if (g.block_tokens % n != 0 || (g.row_bytes[kv] / elem) % n != 0) return false;
+  const PlaneSide ps = plane_side(s.plane[kv], s.dtype), pd = plane_side(d.plane[kv], d.dtype);
+  if (ps.inner != 0 || pd.inner != 0) return false;
+  auto along_tokens = [&](const PlaneSide& p) { return p.token == elem && p.dim != elem; };
+  if (along_tokens(ps) && pd.dim == elem) *src_tokens = 1;
+  else if (ps.dim == elem && along_tokens(pd)) *src_tokens = 0;
+  else return false;
+  // The token side steps along the head dim between a square's units, the
+  // other side along the tokens.
+  for (const PlaneSide& p : {ps, pd})
+    if (!aligned(p.block, 16) || !aligned(p.head, 16) || !aligned(p.token == elem ? p.dim : p.token, 16)) return false;
+  for (int64_t layer = 0; layer < g.num_layers; ++layer)
+    if (!aligned(plane_base(s, layer, kv), 16) || !aligned(plane_base(d, layer, kv), 16)) return false;
+  return true;
+}
+
 // Moves plane kinds kinds[0..n) through registers, one CTA a plane of a
-// block: whole chunks, or unit by unit where rows or units lie apart.
+// block: whole chunks, unit by unit where rows or units lie apart, or as
+// squares where squares[kv] (src_tokens[kv]: see squares_fit).
 kvx_status_t register_copy(const kvx_block_copy_args_t& args, const TransferConfig& cfg, const BlockGeometry& g,
-                           const int* kinds, int n_kinds, TransferStats* stats) {
+                           const int* kinds, int n_kinds, const int32_t* squares, const int32_t* src_tokens,
+                           TransferStats* stats) {
   const kvx_layout_t& s = *args.src;
   const kvx_layout_t& d = *args.dst;
-  auto launch = std::make_unique<BlockCopyLaunch>();
-  BlockCopyLaunch& a = *launch;
+  auto launch = std::make_unique<BlockCopyFull>();
+  BlockCopyLaunch& a = launch->h;
+  unsigned char* payload = launch->payload;
   a.num_kv = n_kinds;
   a.block_tokens = static_cast<int32_t>(g.block_tokens);
   a.num_heads = static_cast<int32_t>(g.num_heads);
   a.div_heads = fast_div(static_cast<uint32_t>(g.num_heads));
   a.div_tokens = fast_div(static_cast<uint32_t>(g.block_tokens));
-  a.unit_bytes = choose_unit(s, d, g, kinds, n_kinds);
+  a.elem_bytes = static_cast<int32_t>(g.elem_bytes);
+  int plain[2], n_plain = 0;
+  for (int i = 0; i < n_kinds; ++i)
+    if (!squares[kinds[i]]) plain[n_plain++] = kinds[i];
+  a.unit_bytes = choose_unit(s, d, g, plain, n_plain);  // 16 where every kind moves as squares
+  if (n_plain < n_kinds) {
+    a.token_groups = static_cast<int32_t>(g.block_tokens * g.elem_bytes / 16);
+    a.div_token_groups = fast_div(static_cast<uint32_t>(a.token_groups));
+  }
   a.pieces = 1;
   // Units one CTA moves per item decide its width: one round of eight loads
   // in flight per thread (the copy kernel's depth), 64 to 256 threads.
@@ -328,6 +364,11 @@ kvx_status_t register_copy(const kvx_block_copy_args_t& args, const TransferConf
     a.row_units[i] = static_cast<int32_t>(g.row_bytes[kv] / a.unit_bytes);
     a.div_row[i] = fast_div(static_cast<uint32_t>(a.row_units[i]));
     a.tokens_fast[i] = g.block_tokens > 1 && (tokens_closer(a.src[i]) || tokens_closer(a.dst[i])) ? 1 : 0;
+    if (squares[kv]) {
+      a.transpose[i] = 1;
+      a.src_tokens[i] = src_tokens[kv];
+      a.tokens_fast[i] = 0;
+    }
     if (a.chunk[i])
       a.pieces = std::max<int32_t>(a.pieces, static_cast<int32_t>((g.plane_bytes[kv] + kCopyPieceBytes - 1) / kCopyPieceBytes));
     units = std::max(units, (a.chunk[i] ? std::min(g.plane_bytes[kv], kCopyPieceBytes) : g.plane_bytes[kv]) / a.unit_bytes);
@@ -343,19 +384,22 @@ kvx_status_t register_copy(const kvx_block_copy_args_t& args, const TransferConf
   for (int64_t p0 = 0; p0 < total_planes; p0 += planes_per_launch) {
     const int64_t np = std::min(planes_per_launch, total_planes - p0);
     a.num_planes = static_cast<int32_t>(np);
-    auto* src_base = reinterpret_cast<const std::byte**>(a.payload);
-    auto* dst_base = reinterpret_cast<std::byte**>(a.payload + sizeof(void*) * np);
+    auto* src_base = reinterpret_cast<const std::byte**>(payload);
+    auto* dst_base = reinterpret_cast<std::byte**>(payload + sizeof(void*) * np);
     for (int64_t p = 0; p < np; ++p) {
       const int64_t layer = (p0 + p) / n_kinds;
       const int kv = kinds[(p0 + p) % n_kinds];
       src_base[p] = plane_base(s, layer, kv);
       dst_base[p] = plane_base(d, layer, kv);
     }
-    const int64_t pairs_per_launch = (kCopyPayloadBytes - 16 * np) / 8;
+    const int64_t pairs_per_launch =
+        std::max<int64_t>(1, std::min<int64_t>((kCopyPayloadBytes - 16 * np) / 8, INT32_MAX / (np * a.pieces)));
+    a.div_per_pair = fast_div(static_cast<uint32_t>(np * a.pieces));
+    a.div_pieces = fast_div(static_cast<uint32_t>(a.pieces));
     for (int64_t i0 = 0; i0 < args.num_blocks; i0 += pairs_per_launch) {
-      const int64_t n = put_pairs(a.payload, np, args, i0, pairs_per_launch);
+      const int64_t n = put_pairs(payload, np, args, i0, pairs_per_launch);
       a.num_pairs = static_cast<int32_t>(n);
-      const cudaError_t e = launch_block_copy(a, cfg.max_ctas, threads, stream);
+      const cudaError_t e = launch_block_copy(*launch, 16 * np + 8 * n, cfg.max_ctas, threads, stream);
       if (e != cudaSuccess) return cuda_fail(e, "block copy kernel launch");
       ++stats->launches;
       stats->runs += n * np * a.pieces;
@@ -385,19 +429,31 @@ kvx_status_t copy_blocks(const kvx_block_copy_args_t& args, const TransferConfig
   // contiguous on both sides (NHD <-> HND), vLLM's legacy key (16-byte
   // groups); a piece then goes straight from its load to its store. A
   // plane that must be transposed finer (vLLM's legacy value: tokens
-  // contiguous, 2-byte elements) moves through shared-memory tiles, read and
+  // contiguous) moves as squares transposed in registers where its 2- or
+  // 4-byte elements and 16-byte alignment allow, in the same launch as the
+  // other plane kind; otherwise through shared-memory tiles, read and
   // written along each side's contiguous axis.
+  bool narrow[2] = {false, false};
+  int32_t squares[2] = {0, 0}, src_tokens[2] = {0, 0};
+  int wide[2], n_wide = 0;
+  for (int kv = 0; kv < g.num_kv; ++kv) {
+    narrow[kv] = g.move[kv] == PlaneMove::kElements && choose_unit(s, d, g, &kv, 1) < 8;
+    if (narrow[kv]) squares[kv] = squares_fit(s, d, kv, g, &src_tokens[kv]) ? 1 : 0;
+    else wide[n_wide++] = kv;
+  }
+  // Squares take 16-byte units, which the other kind's launch then shares.
+  if (n_wide > 0 && choose_unit(s, d, g, wide, n_wide) < 16) squares[0] = squares[1] = 0;
   std::unique_ptr<TileLaunch> tiles[2];
   int kinds[2], n_kinds = 0;
   for (int kv = 0; kv < g.num_kv; ++kv) {
-    if (g.move[kv] == PlaneMove::kElements && choose_unit(s, d, g, &kv, 1) < 8) {
+    if (narrow[kv] && !squares[kv]) {
       tiles[kv] = std::make_unique<TileLaunch>();
       if (!tile_plan(s, d, kv, g, tiles[kv].get())) tiles[kv].reset();  // the unit kernel serves it
     }
     if (!tiles[kv]) kinds[n_kinds++] = kv;
   }
   KVX_TRY(tile_copy(args, cfg, g, tiles, stats));
-  if (n_kinds > 0) KVX_TRY(register_copy(args, cfg, g, kinds, n_kinds, stats));
+  if (n_kinds > 0) KVX_TRY(register_copy(args, cfg, g, kinds, n_kinds, squares, src_tokens, stats));
   stats->bytes = args.num_blocks * g.num_layers * g.block_bytes();
   return KVX_OK;
 }
