@@ -102,7 +102,11 @@ typedef struct kvx_manager_config {
   uint64_t model_id;             /* mixed into every block hash */
   kvx_clock_fn clock;            /* optional; see kvx_clock_fn */
   void* clock_user;
-  uint64_t reserved[8];          /* must be zero */
+  int64_t max_blocks;            /* the capacity kvx_manager_grow may raise num_blocks to;
+                                    0 = num_blocks (a fixed pool), else num_blocks..2^31 - 1.
+                                    The address range is reserved for max_blocks (address
+                                    space only: nothing is committed up front). */
+  uint64_t reserved[7];          /* must be zero */
 } kvx_manager_config_t;
 
 /* A media item (image, audio clip) occupying prompt tokens
@@ -340,6 +344,17 @@ KVX_API kvx_status_t kvx_manager_unpin(kvx_manager_t manager, const kvx_seq_para
  * and pending work is kept (it feeds them). Returns KVX_OK,
  * KVX_ERR_INVALID_ARGUMENT. */
 KVX_API kvx_status_t kvx_manager_reset(kvx_manager_t manager);
+
+/* Raises the pool's capacity to `num_blocks` blocks (null block included),
+ * at most config.max_blocks. Block ids, the pool's base address and every
+ * block's address stay as they are (captured CUDA graphs remain valid); the
+ * new ids are free, and their memory is committed on first use, like any
+ * never-used id. Allocation takes them before it evicts a cached block.
+ * num_blocks equal to the capacity changes nothing. The capacity never
+ * shrinks; kvx_manager_trim gives back the memory of free blocks. Returns
+ * KVX_OK, KVX_ERR_INVALID_ARGUMENT (num_blocks below the capacity or above
+ * max_blocks). */
+KVX_API kvx_status_t kvx_manager_grow(kvx_manager_t manager, int64_t num_blocks);
 
 /* Releases the physical memory of free blocks at the top of the used range.
  * *out_released_bytes may be null. Returns KVX_OK, KVX_ERR_INVALID_ARGUMENT,

@@ -1,5 +1,6 @@
 // extern "C" shims of the block manager (include/kvx/manager.h): validate
 // every argument here, once, then call the manager, which trusts them.
+#include <algorithm>
 #include <cstring>
 #include <span>
 
@@ -61,9 +62,14 @@ kvx_status_t check_config(const kvx_manager_config_t* c) {
     return fail(KVX_ERR_INVALID_ARGUMENT, "config.bytes_per_block: {} (must be > 0 with physical memory)",
                 c->bytes_per_block);
   }
-  if (c->bytes_per_block > 0 && c->num_blocks > INT64_MAX / c->bytes_per_block) {
+  if (c->max_blocks != 0 && (c->max_blocks < c->num_blocks || c->max_blocks > INT32_MAX)) {
+    return fail(KVX_ERR_INVALID_ARGUMENT, "config.max_blocks: {} is neither 0 nor within [num_blocks = {}, 2^31 - 1]",
+                c->max_blocks, c->num_blocks);
+  }
+  const int64_t reserve_blocks = std::max(c->num_blocks, c->max_blocks);
+  if (c->bytes_per_block > 0 && reserve_blocks > INT64_MAX / c->bytes_per_block) {
     return fail(KVX_ERR_INVALID_ARGUMENT, "config.bytes_per_block: {} x {} blocks overflows", c->bytes_per_block,
-                c->num_blocks);
+                reserve_blocks);
   }
   if (c->host_blocks < 0 || c->host_blocks > INT32_MAX - 1 ||
       (c->host_blocks > 0 && c->host_blocks > INT64_MAX / 4 / c->block_tokens) ||
@@ -299,6 +305,13 @@ KVX_API kvx_status_t kvx_manager_reset(kvx_manager_t manager) {
     KVX_TRY(check_manager(manager));
     manager->impl->reset();
     return KVX_OK;
+  });
+}
+
+KVX_API kvx_status_t kvx_manager_grow(kvx_manager_t manager, int64_t num_blocks) {
+  return kvx::capi_guard("kvx_manager_grow", [&]() -> kvx_status_t {
+    KVX_TRY(check_manager(manager));
+    return manager->impl->grow(num_blocks);
   });
 }
 

@@ -56,6 +56,10 @@ class BlockPool {
     return memory_->commit(static_cast<uint64_t>(top) * bytes_per_block_);
   }
 
+  // New never-used ids [capacity, new_capacity); the caller keeps
+  // new_capacity * bytes_per_block within the reserved range.
+  void grow(int64_t new_capacity) { capacity_ = std::max(capacity_, new_capacity); }
+
   // Gives back ids [new_high_water, high_water) (all free) and their memory.
   kvx_status_t shrink_to(int64_t new_high_water) {
     std::erase_if(free_, [&](int32_t b) { return b >= new_high_water; });

@@ -33,7 +33,8 @@ Manager::Manager(const kvx_manager_config_t& config)
 kvx_status_t Manager::create(const kvx_manager_config_t& config, std::unique_ptr<Manager>* out) {
   std::unique_ptr<PhysicalMemory> device_memory;
   const uint64_t bpb = static_cast<uint64_t>(config.bytes_per_block);
-  const uint64_t reserve = static_cast<uint64_t>(config.num_blocks) * bpb;
+  // The range covers every capacity grow() may reach; only address space.
+  const uint64_t reserve = static_cast<uint64_t>(std::max(config.num_blocks, config.max_blocks)) * bpb;
   if (config.memory == KVX_POOL_MEMORY_HOST) {
     KVX_TRY(create_host_memory(reserve, &device_memory));
   } else if (config.memory == KVX_POOL_MEMORY_CUDA_VMM) {
@@ -1143,6 +1144,19 @@ void Manager::reset() {
   evicted_at_.clear();
   evicted_order_.clear();
   pin_chains_.clear();
+}
+
+// config_.num_blocks is the capacity now; max_blocks bounds it (the range
+// reserved at creation).
+kvx_status_t Manager::grow(int64_t num_blocks) {
+  const int64_t max_blocks = config_.max_blocks != 0 ? config_.max_blocks : config_.num_blocks;
+  if (num_blocks < config_.num_blocks || num_blocks > max_blocks) {
+    return fail(KVX_ERR_INVALID_ARGUMENT, "num_blocks: {} outside [{} (the capacity), {} (config.max_blocks)]",
+                num_blocks, config_.num_blocks, max_blocks);
+  }
+  pool_.grow(num_blocks);
+  config_.num_blocks = num_blocks;
+  return KVX_OK;
 }
 
 kvx_status_t Manager::trim(uint64_t* out_released_bytes) {

@@ -120,6 +120,7 @@ class Manager {
   void pin(const SeqParams& params, std::span<const int32_t> tokens, int64_t* out_pinned_tokens);
   kvx_status_t unpin(const SeqParams& params, std::span<const int32_t> tokens);
   void reset();
+  kvx_status_t grow(int64_t num_blocks);
   kvx_status_t trim(uint64_t* out_released_bytes);
   int64_t pending_work() const { return static_cast<int64_t>(work_.size()); }
   int64_t take_work(kvx_copy_t* out, int64_t capacity);

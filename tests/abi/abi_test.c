@@ -255,7 +255,8 @@ static void check_manager_structs(void) {
   CHECK_OFF(kvx_manager_config_t, model_id, 80);
   CHECK_OFF(kvx_manager_config_t, clock, 88);
   CHECK_OFF(kvx_manager_config_t, clock_user, 96);
-  CHECK_OFF(kvx_manager_config_t, reserved, 104);
+  CHECK_OFF(kvx_manager_config_t, max_blocks, 104);
+  CHECK_OFF(kvx_manager_config_t, reserved, 112);
 
   CHECK_SIZE(kvx_media_hash_t, 32);
   CHECK_ALIGN(kvx_media_hash_t, 8);

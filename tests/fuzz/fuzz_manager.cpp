@@ -65,6 +65,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   c.eviction = static_cast<kvx_eviction_policy_t>(in.u8() % 6);  // 0 and 5 are invalid
   c.host_blocks = in.u8() % 6;
   c.thrash_window = in.u8() % 8;
+  // Growable (up to 28 more blocks) when the window is even: no extra byte,
+  // so the corpus keeps its meaning.
+  c.max_blocks = c.thrash_window % 2 == 0 ? c.num_blocks + 4 * c.thrash_window : 0;
   kvx_manager_t m = nullptr;
   if (kvx_manager_create(&c, &m) != KVX_OK) {
     expect(c.eviction == 0 || c.eviction == 5, "create refused a valid config");
@@ -159,7 +162,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         break;
       }
       case 10:
-        st = (a % 7 == 0) ? kvx_manager_reset(m) : kvx_manager_step(m, nullptr);
+        // A grow to any capacity: refused below the capacity or past max_blocks.
+        st = (a % 7 == 0)   ? kvx_manager_reset(m)
+             : (a % 7 == 1) ? kvx_manager_grow(m, static_cast<int64_t>((a >> 8) % 96) - 8)
+                            : kvx_manager_step(m, nullptr);
         break;
       default: {
         kvx_block_table_export_t t = kvx_block_table_export_init();

@@ -72,4 +72,46 @@ TEST_F(CudaVmm, CommitsOnFirstUseWritesAndTrims) {
   EXPECT_EQ(x.committed_bytes - 4u * kBlockBytes, first);
 }
 
+// A growable VMM pool: the range is reserved for max_blocks, the capacity
+// rises without moving the base, and blocks of the grown range are backed
+// on first use and device-writable.
+TEST_F(CudaVmm, GrowsInPlace) {
+  constexpr int64_t kBlockBytes = 2 * 1024 * 1024;
+  kvx_manager_config_t c = kvx::test::small_config(4, 16);
+  c.memory = KVX_POOL_MEMORY_CUDA_VMM;
+  c.bytes_per_block = kBlockBytes;
+  c.max_blocks = 1024;  // 2 GiB of address space, nothing committed
+  kvx::test::ManagerHandle m(c);
+  ASSERT_NE(m.m, nullptr);
+  auto x = kvx::test::metrics_of(m);
+  EXPECT_GE(x.reserved_bytes, 1024u * kBlockBytes);
+  EXPECT_LE(x.committed_bytes, 2u * kBlockBytes);
+  void* base = nullptr;
+  ASSERT_EQ(kvx_manager_pool_base(m, KVX_POOL_TIER_DEVICE, &base), KVX_OK);
+  std::vector<int32_t> prompt(16 * 8);
+  uint64_t seed = 7;
+  prompt = kvx::test::random_tokens(seed, prompt.size(), 1000);
+  std::vector<int64_t> slots(prompt.size());
+  kvx_seq_id_t id = 0;
+  EXPECT_EQ(kvx_seq_create(m, nullptr, prompt.data(), 128, slots.data(), &id, nullptr), KVX_ERR_OUT_OF_BLOCKS);
+  ASSERT_EQ(kvx_manager_grow(m, 16), KVX_OK) << kvx_last_error();
+  void* after = nullptr;
+  ASSERT_EQ(kvx_manager_pool_base(m, KVX_POOL_TIER_DEVICE, &after), KVX_OK);
+  EXPECT_EQ(after, base);
+  ASSERT_EQ(kvx_seq_create(m, nullptr, prompt.data(), 128, slots.data(), &id, nullptr), KVX_OK) << kvx_last_error();
+  x = kvx::test::metrics_of(m);
+  EXPECT_GE(x.committed_bytes, 9u * kBlockBytes);
+  EXPECT_LE(x.committed_bytes, 9u * kBlockBytes + 4u * 1024 * 1024);
+  for (size_t i = 0; i < slots.size(); i += 16) {
+    unsigned char* block = static_cast<unsigned char*>(base) + slots[i] / 16 * kBlockBytes;
+    const unsigned char value = static_cast<unsigned char>(0x40 + i / 16);
+    ASSERT_EQ(cudaMemset(block, value, kBlockBytes), cudaSuccess);
+    unsigned char back = 0;
+    ASSERT_EQ(cudaMemcpy(&back, block + kBlockBytes - 1, 1, cudaMemcpyDeviceToHost), cudaSuccess);
+    EXPECT_EQ(back, value);
+  }
+  EXPECT_EQ(kvx_manager_grow(m, 1025), KVX_ERR_INVALID_ARGUMENT);
+  ASSERT_EQ(kvx_seq_free(m, id), KVX_OK);
+}
+
 }  // namespace

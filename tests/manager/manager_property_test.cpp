@@ -71,7 +71,7 @@ class Harness {
     const int64_t T = config_.block_tokens;
     std::vector<kvx_seq_id_t> ids = live_ids();
     auto pick = [&](uint32_t x) { return ids.empty() ? kvx_seq_id_t{0} : ids[x % ids.size()]; };
-    switch (kind % 14) {
+    switch (kind % 15) {
       case 0:
       case 1: {  // create
         ModelSeq s;
@@ -244,6 +244,20 @@ class Harness {
         RC_ASSERT(got == n);
         break;
       }
+      case 14: {  // the engine grows the pool (refused past max_blocks, changing nothing)
+        const kvx_manager_metrics_t x = kvx::test::metrics_of(m_);
+        const int64_t want = x.blocks_total + 1 + a % 3;
+        const int64_t max_blocks = config_.max_blocks != 0 ? config_.max_blocks : config_.num_blocks;
+        const std::string before = fingerprint(m_, ids);
+        if (want > max_blocks) {
+          RC_ASSERT(kvx_manager_grow(m_, want) == KVX_ERR_INVALID_ARGUMENT);
+          RC_ASSERT(fingerprint(m_, ids) == before);
+        } else {
+          RC_ASSERT(kvx_manager_grow(m_, want) == KVX_OK);
+          RC_ASSERT(kvx::test::metrics_of(m_).blocks_total == want - 1);
+        }
+        break;
+      }
       default: {
         RC_ASSERT(kvx_manager_trim(m_, nullptr) == KVX_OK);
         break;
@@ -354,6 +368,7 @@ RC_GTEST_PROP(ManagerProperty, RandomStreamsKeepInvariants, (std::vector<Op> ops
   c.memory = (shape >> 4) % 4 == 0 ? KVX_POOL_MEMORY_HOST : KVX_POOL_MEMORY_NONE;
   c.bytes_per_block = 64;
   c.thrash_window = 3;
+  c.max_blocks = (shape >> 2) % 2 == 0 ? 0 : c.num_blocks + 9;
   RC_TAG(c.eviction);
   Harness h(c);
   for (const Op& op : ops) h.apply(op);

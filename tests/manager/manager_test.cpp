@@ -90,6 +90,14 @@ TEST(ManagerBadInput, CreateRefusesEachBadField) {
       {"config.host_blocks", [](kvx_manager_config_t& c) { c.host_blocks = -1; }, KVX_ERR_INVALID_ARGUMENT},
       {"config.thrash_window", [](kvx_manager_config_t& c) { c.thrash_window = -1; }, KVX_ERR_INVALID_ARGUMENT},
       {"config.clock_user", [](kvx_manager_config_t& c) { c.clock_user = &c; }, KVX_ERR_INVALID_ARGUMENT},
+      {"config.max_blocks", [](kvx_manager_config_t& c) { c.max_blocks = 7; }, KVX_ERR_INVALID_ARGUMENT},
+      {"config.max_blocks", [](kvx_manager_config_t& c) { c.max_blocks = int64_t{1} << 31; }, KVX_ERR_INVALID_ARGUMENT},
+      {"config.max_blocks", [](kvx_manager_config_t& c) { c.max_blocks = -1; }, KVX_ERR_INVALID_ARGUMENT},
+      {"config.bytes_per_block", [](kvx_manager_config_t& c) {
+         c.bytes_per_block = int64_t{1} << 40;
+         c.max_blocks = int64_t{1} << 24;  // the range grow() may reach overflows, not num_blocks' own
+       },
+       KVX_ERR_INVALID_ARGUMENT},
   };
   for (const Case& tc : cases) {
     kvx_manager_config_t c = small_config(8, 4);
@@ -765,6 +773,83 @@ TEST(ManagerMemory, HostPoolCommitsOnFirstUseAndTrims) {
   EXPECT_EQ(released, 10u * 8192u);
   EXPECT_EQ(metrics_of(m).committed_bytes, 8192u);
   EXPECT_EQ(m.impl().check_invariants(), "");
+}
+
+// A growable pool: the range is reserved for max_blocks, the capacity rises
+// in place (ids and addresses stay), the new ids are committed on first use,
+// and a refused grow changes nothing.
+TEST(ManagerMemory, HostPoolGrowsInPlace) {
+  kvx_manager_config_t c = small_config(4, 4);
+  c.memory = KVX_POOL_MEMORY_HOST;
+  c.bytes_per_block = 8192;
+  c.max_blocks = 16;
+  ManagerHandle m(c);
+  void* base = nullptr;
+  ASSERT_EQ(kvx_manager_pool_base(m, KVX_POOL_TIER_DEVICE, &base), KVX_OK);
+  auto x = metrics_of(m);
+  EXPECT_EQ(x.reserved_bytes, 16u * 8192u);
+  EXPECT_EQ(x.committed_bytes, 8192u);
+  EXPECT_EQ(x.blocks_total, 3);
+  // Three blocks hold the 12 tokens: the pool is full.
+  std::vector<int64_t> slots(16);
+  const auto prompt = iota_tokens(3, 12);
+  kvx_seq_id_t id = 0;
+  ASSERT_EQ(kvx_seq_create(m, nullptr, prompt.data(), 12, slots.data(), &id, nullptr), KVX_OK);
+  const int32_t more[4] = {7, 8, 9, 10};
+  EXPECT_EQ(kvx_seq_append(m, id, more, 1, slots.data(), nullptr), KVX_ERR_OUT_OF_BLOCKS);
+  const std::string before = fingerprint(m, {id});
+  for (const int64_t bad : {int64_t{3}, int64_t{17}, int64_t{-1}}) {
+    EXPECT_EQ(kvx_manager_grow(m, bad), KVX_ERR_INVALID_ARGUMENT) << bad;
+    EXPECT_NE(std::string(kvx_last_error()).find("num_blocks"), std::string::npos) << kvx_last_error();
+    EXPECT_EQ(fingerprint(m, {id}), before);
+    EXPECT_EQ(metrics_of(m).blocks_total, 3);
+  }
+  EXPECT_EQ(kvx_manager_grow(m, 4), KVX_OK);  // the capacity itself: nothing changes
+  EXPECT_EQ(fingerprint(m, {id}), before);
+  ASSERT_EQ(kvx_manager_grow(m, 10), KVX_OK);
+  // The sequence is as it was (the fingerprint's metrics part changes: the capacity).
+  EXPECT_EQ(fingerprint(m, {id}).substr(sizeof(kvx_manager_metrics_t)), before.substr(sizeof(kvx_manager_metrics_t)));
+  void* base_after = nullptr;
+  ASSERT_EQ(kvx_manager_pool_base(m, KVX_POOL_TIER_DEVICE, &base_after), KVX_OK);
+  EXPECT_EQ(base_after, base);
+  x = metrics_of(m);
+  EXPECT_EQ(x.blocks_total, 9);
+  EXPECT_EQ(x.blocks_free, 6);
+  EXPECT_EQ(x.committed_bytes, 4u * 8192u);  // nothing committed by the grow itself
+  EXPECT_EQ(x.reserved_bytes, 16u * 8192u);
+  // The append now takes a new id; its bytes are committed and writable.
+  ASSERT_EQ(kvx_seq_append(m, id, more, 4, slots.data(), nullptr), KVX_OK);
+  for (int i = 0; i < 4; ++i) {
+    EXPECT_GE(slots[i] / 4, 4) << "a block id of the grown range";
+    std::memset(static_cast<char*>(base) + slots[i] / 4 * 8192, 0x5a, 8192);
+  }
+  EXPECT_EQ(metrics_of(m).committed_bytes, 5u * 8192u);
+  EXPECT_EQ(m.impl().check_invariants(), "");
+  // Cached blocks are kept while grown ids are free: a new prompt takes
+  // fresh ids, nothing is evicted.
+  ASSERT_EQ(kvx_seq_free(m, id), KVX_OK);
+  const auto other = iota_tokens(100, 16);
+  kvx_seq_id_t id2 = 0;
+  ASSERT_EQ(kvx_seq_create(m, nullptr, other.data(), 16, slots.data(), &id2, nullptr), KVX_OK);
+  x = metrics_of(m);
+  EXPECT_EQ(x.evictions_capacity, 0);
+  EXPECT_EQ(x.blocks_cached, 4);
+  EXPECT_EQ(m.impl().check_invariants(), "");
+  // Up to max_blocks, and no further.
+  ASSERT_EQ(kvx_manager_grow(m, 16), KVX_OK);
+  EXPECT_EQ(kvx_manager_grow(m, 17), KVX_ERR_INVALID_ARGUMENT);
+  EXPECT_NE(std::string(kvx_last_error()).find("config.max_blocks"), std::string::npos) << kvx_last_error();
+  EXPECT_EQ(metrics_of(m).blocks_total, 15);
+}
+
+// Without max_blocks the capacity is fixed.
+TEST(ManagerMemory, FixedPoolRefusesToGrow) {
+  ManagerHandle m(small_config(8, 4));
+  EXPECT_EQ(kvx_manager_grow(m, 8), KVX_OK);
+  EXPECT_EQ(kvx_manager_grow(m, 9), KVX_ERR_INVALID_ARGUMENT);
+  EXPECT_NE(std::string(kvx_last_error()).find("config.max_blocks"), std::string::npos) << kvx_last_error();
+  EXPECT_EQ(kvx_manager_grow(nullptr, 9), KVX_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(metrics_of(m).blocks_total, 7);
 }
 
 }  // namespace
