@@ -8,6 +8,7 @@
 #include <cmath>
 #include <sstream>
 
+#include "backends/cuda/plan.hpp"
 #include "gpu_harness.hpp"
 
 namespace kvx_gpu {
@@ -25,6 +26,7 @@ struct DecodeCase {
   kvx_dtype_t q_dtype = KVX_DTYPE_BF16, out_dtype = KVX_DTYPE_BF16;
   bool lse = true;
   int plan = 1;  // 1: a plan; 0: none, no workspace; 2: none, a large workspace; 3: as 2, not 16-byte aligned
+  int64_t min_chunk_tokens = 0;  // > 0: the split plan's fewest tokens a split (splits short sequences)
 
   std::string name() const {
     std::ostringstream s;
@@ -34,7 +36,8 @@ struct DecodeCase {
     if (softcap > 0) s << "_cap";
     if (scale > 0) s << "_scale";
     s << "_q" << kvx_dtype_name(q_dtype) << "_out" << kvx_dtype_name(out_dtype) << (lse ? "_lse" : "")
-      << (plan == 1 ? "_plan" : plan == 0 ? "_noplan" : plan == 2 ? "_noplanws" : "_noplanws4") << "_seed" << seed;
+      << (plan == 1 ? "_plan" : plan == 0 ? "_noplan" : plan == 2 ? "_noplanws" : "_noplanws4")
+      << (min_chunk_tokens > 0 ? "_chunk" + std::to_string(min_chunk_tokens) : "") << "_seed" << seed;
     return s.str();
   }
 };
@@ -108,6 +111,14 @@ std::vector<DecodeCase> fixed_cases() {
   add(edge);
   llama.seed = 11, llama.plan = 3, llama.batch = 2, llama.max_len = 20000, llama.kv_heads = 2, llama.group = 4;
   add(llama);
+  // Splits of 48 tokens, so that the reduced matrix (compute-sanitizer) runs
+  // the split path and its merge too, with a plan and without.
+  for (const int plan : {1, 2}) {
+    DecodeCase small;
+    small.seed = 13, small.batch = 3, small.max_len = 300, small.kv_heads = 2, small.group = 4;
+    small.min_chunk_tokens = 48, small.plan = plan;
+    add(small);
+  }
   return out;
 }
 
@@ -129,6 +140,12 @@ std::vector<DecodeCase> all_cases() {
 }
 
 class Decode : public ::testing::TestWithParam<DecodeCase> {};
+
+// Restores the library's split tuning that a case changed.
+struct TuningGuard {
+  kvx::cuda::DecodeTuning saved = kvx::cuda::decode_tuning();
+  ~TuningGuard() { kvx::cuda::decode_tuning() = saved; }
+};
 
 TEST_P(Decode, MatchesCpu) {
   KVX_REQUIRE_GPU();
@@ -181,6 +198,8 @@ TEST_P(Decode, MatchesCpu) {
   KVX_ASSERT_OK(kvx_attention_decode(&args, &cpu));
 
   // The plan is made from the host table; the run takes the device one.
+  const TuningGuard restore;
+  if (c.min_chunk_tokens > 0) kvx::cuda::decode_tuning().min_chunk_tokens = c.min_chunk_tokens;
   kvx_attention_plan_t* plan = nullptr;
   uint64_t ws_bytes = 0;
   if (c.plan == 1) {

@@ -4,6 +4,7 @@
 // memory where it found it.
 #include <algorithm>
 
+#include "backends/cuda/plan.hpp"
 #include "gpu_harness.hpp"
 
 namespace kvx_gpu {
@@ -44,8 +45,14 @@ void expect_matches_cpu(Batch& b, const char* what) {
   EXPECT_LE(el.rel, 1e-4) << what;
 }
 
-TEST(DecodeGraph, ReplaysWithNewLengthsWithinThePlan) {
-  KVX_REQUIRE_GPU();
+// min_chunk_tokens > 0 sets the split plan's fewest tokens a split, so that
+// the batch splits and the replays run the split merge.
+void replay_with_new_lengths(int64_t min_chunk_tokens) {
+  struct Restore {
+    kvx::cuda::DecodeTuning saved = kvx::cuda::decode_tuning();
+    ~Restore() { kvx::cuda::decode_tuning() = saved; }
+  } restore;
+  if (min_chunk_tokens > 0) kvx::cuda::decode_tuning().min_chunk_tokens = min_chunk_tokens;
   Rng rng(2024);
   Batch b;
   const int64_t batch = 6;
@@ -113,6 +120,18 @@ TEST(DecodeGraph, ReplaysWithNewLengthsWithinThePlan) {
   cudaGraphExecDestroy(exec);
   cudaGraphDestroy(graph);
   EXPECT_EQ(kvx_attention_plan_destroy(plan), KVX_OK);
+}
+
+TEST(DecodeGraph, ReplaysWithNewLengthsWithinThePlan) {
+  KVX_REQUIRE_GPU();
+  replay_with_new_lengths(0);
+}
+
+// Splits of 128 tokens: the split decode and its merge kernel (a programmatic
+// dependent) inside the graph, at lengths that change the split counts.
+TEST(DecodeGraph, ReplaysSplitDecodeWithNewLengths) {
+  KVX_REQUIRE_GPU();
+  replay_with_new_lengths(128);
 }
 
 // 1,200 decode steps: each appends one token to every sequence and decodes
