@@ -9,24 +9,44 @@ kv_heads, head_dim, block_tokens) it measures, on the same tokens:
               where the package imports
 and writes {case: {peer: GB/s of K+V read or null, peer + "_note": why}}.
 Timing: CUDA events around each call, 5 warm-up calls, median; inputs rotated
-over sets past the 50 MB L2; random data.
+over sets past the 50 MB L2; random data. --timing gated (the default, as in
+`kvx bench decode`): a spin kernel holds the stream while every timed call is
+enqueued, so the events time the GPU's work alone; call: no spin kernel.
 """
 import argparse
 import json
+import time
 
 import torch
 import torch.nn.functional as F
+
+
+GATED = True
+GATE_CYCLES = 500_000_000  # ~0.25 s at the H100's clock: far more than enqueuing 100 calls takes
+GATE_SHORT = []  # cases where enqueuing outlasted the spin kernel
 
 
 def median_seconds(fn, iters):
     for i in range(5):
         fn(i)
     events = [(torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)) for _ in range(iters)]
+    torch.cuda.synchronize()
+    gate_end = torch.cuda.Event(enable_timing=True)
+    if GATED:
+        gate_start = torch.cuda.Event(enable_timing=True)
+        gate_start.record()
+        torch.cuda._sleep(GATE_CYCLES)
+        gate_end.record()
+        t0 = time.perf_counter()
     for i, (start, stop) in enumerate(events):
         start.record()
         fn(i)
         stop.record()
+    if GATED:
+        enqueue_ms = (time.perf_counter() - t0) * 1e3
     torch.cuda.synchronize()
+    if GATED and enqueue_ms > gate_start.elapsed_time(gate_end):
+        GATE_SHORT.append(enqueue_ms)
     times = sorted(start.elapsed_time(stop) for start, stop in events)
     return times[len(times) // 2] * 1e-3
 
@@ -105,7 +125,10 @@ def main():
     parser.add_argument("--shapes", required=True)
     parser.add_argument("--out", required=True)
     parser.add_argument("--iters", type=int, default=100)
+    parser.add_argument("--timing", choices=["gated", "call"], default="gated")
     args = parser.parse_args()
+    global GATED
+    GATED = args.timing == "gated"
     shapes = json.load(open(args.shapes))
     results = {}
     for shape in shapes:
@@ -120,6 +143,8 @@ def main():
                 row[name + "_note"] = note
         results[shape["case"]] = row
         print(shape["case"], row, flush=True)
+    if GATE_SHORT:
+        results["_note"] = f"the spin kernel ended before enqueuing did in {len(GATE_SHORT)} timings (max {max(GATE_SHORT):.0f} ms)"
     json.dump(results, open(args.out, "w"), indent=1)
 
 

@@ -10,6 +10,8 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <atomic>
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -20,6 +22,7 @@
 #include <numeric>
 #include <random>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "commands.hpp"
@@ -60,6 +63,7 @@ struct Options {
   std::string only;  // substring filter on case names
   int waves = 0;     // split heuristic knobs (0: the library's defaults), for tuning runs
   int64_t min_chunk_tokens = 0;
+  std::string timing = "gated";  // see g_gated
   std::string command;
 };
 
@@ -120,6 +124,34 @@ double median(std::vector<float> v) {
   return v.empty() ? 0.0 : v[v.size() / 2];
 }
 
+// "gated": the stream waits on a gate (a host function spinning on a flag)
+// while every timed call is enqueued, then runs them back to back, so each
+// event pair times the GPU's work alone, as a CUDA graph replay would run it
+// (nvbench's blocking-kernel method); "call": no gate, so a call whose host
+// side is slower than the GPU's previous call shows that host time too.
+bool g_gated = true;
+bool g_gate_timed_out = false;
+
+struct Gate {
+  std::atomic<bool> open{false};
+  bool timed_out = false;
+};
+
+// A host function may block its stream; it makes no CUDA call. After 2 s it
+// opens by itself (the host blocked in a launch: the stream's queue was
+// full), and the run is flagged.
+void CUDART_CB wait_gate(void* p) {
+  auto* g = static_cast<Gate*>(p);
+  const auto start = std::chrono::steady_clock::now();
+  while (!g->open.load(std::memory_order_acquire)) {
+    if (std::chrono::steady_clock::now() - start > std::chrono::seconds(2)) {
+      g->timed_out = true;
+      return;
+    }
+    std::this_thread::yield();
+  }
+}
+
 // Times `body(i)` (i = iteration, for rotating inputs) with a pair of events
 // per run after warm-up; returns the median in seconds.
 template <typename F>
@@ -127,12 +159,17 @@ double time_median(int iters, F&& body) {
   for (int i = 0; i < 5; ++i) body(i);
   std::vector<cudaEvent_t> ev(static_cast<size_t>(2 * iters));
   for (auto& e : ev) check(cudaEventCreate(&e), "cudaEventCreate");
+  check(cudaDeviceSynchronize(), "warm-up");
+  Gate gate;
+  if (g_gated) check(cudaLaunchHostFunc(nullptr, wait_gate, &gate), "cudaLaunchHostFunc");
   for (int i = 0; i < iters; ++i) {
     check(cudaEventRecord(ev[2 * i]), "cudaEventRecord");
     body(i);
     check(cudaEventRecord(ev[2 * i + 1]), "cudaEventRecord");
   }
+  gate.open.store(true, std::memory_order_release);
   check(cudaDeviceSynchronize(), "run");
+  if (gate.timed_out) g_gate_timed_out = true;
   std::vector<float> ms(static_cast<size_t>(iters));
   for (int i = 0; i < iters; ++i) check(cudaEventElapsedTime(&ms[i], ev[2 * i], ev[2 * i + 1]), "elapsed");
   for (auto& e : ev) cudaEventDestroy(e);
@@ -339,7 +376,8 @@ json run_peers(const std::vector<Shape>& list, const Options& opt, const std::st
                   {"head_dim", s.head_dim}, {"block_tokens", s.block_tokens}});
   const std::string in_path = tmp_dir + "/decode_shapes.json", out_path = tmp_dir + "/decode_peers.json";
   std::ofstream(in_path) << in.dump();
-  const std::string cmd = fmt::format("python3 {} --shapes {} --out {} --iters {}", opt.peers, in_path, out_path, opt.iters);
+  const std::string cmd = fmt::format("python3 {} --shapes {} --out {} --iters {} --timing {}", opt.peers, in_path,
+                                      out_path, opt.iters, opt.timing);
   std::printf("kvx bench decode: peers: %s\n", cmd.c_str());
   std::fflush(stdout);
   if (std::system(cmd.c_str()) != 0) std::printf("kvx bench decode: the peer script failed; peers are null\n");
@@ -433,7 +471,11 @@ void run(const Options& opt) {
                        {"driver", fmt::format("{}.{}", driver / 1000, driver % 1000 / 10)},
                        {"cuda", fmt::format("{}.{}", runtime / 1000, runtime % 1000 / 10)}, {"commit", opt.commit},
                        {"command", opt.command}, {"date", date}, {"ceiling_gbps", std::round(ceiling)},
-                       {"method", "CUDA events around each call, 5 warm-up calls, median of the timed calls; inputs "
+                       {"timing", opt.timing}, {"gate_timed_out", g_gate_timed_out},
+                       {"method", "CUDA events around each call, 5 warm-up calls, median of the timed calls; timing "
+                                  "gated: all timed calls are enqueued behind a gate, then run back to back (GPU "
+                                  "time, host launch cost excluded, as in a CUDA graph replay; the peers the same way); "
+                                  "call: no gate; inputs "
                                   "rotated over sets of blocks past the 50 MB L2; random bf16 data; decode GB/s = K+V "
                                   "bytes / time; append and the ceiling count bytes read + written; the same-size copy is one "
                                   "cudaMemcpyAsync moving as many DRAM bytes as the case (rotated past L2)"},
@@ -442,7 +484,9 @@ void run(const Options& opt) {
   std::ofstream md(opt.out_dir + "/decode.md");
   md << "# kvx bench decode: " << prop.name << ", driver " << report["driver"].get<std::string>() << ", CUDA "
      << report["cuda"].get<std::string>() << ", commit " << opt.commit << "\n\n"
-     << "Copy ceiling (read + write): " << std::round(ceiling) << " GB/s. Command: `" << opt.command << "`.\n\n"
+     << "Copy ceiling (read + write): " << std::round(ceiling) << " GB/s. Command: `" << opt.command << "`. Timing: "
+     << opt.timing << (opt.timing == "gated" ? " (every timed call enqueued first, then run back to back: GPU time)" : " (no gate)")
+     << (g_gate_timed_out ? "; the gate timed out at least once" : "") << ".\n\n"
      << "The targets, what misses them and the measurements that say why: docs/perf-notes.md.\n\n"
      << "| case | MB | KVX GB/s | % of ceiling | % of same-size copy | SDPA GB/s | x SDPA | FlashInfer GB/s | x FlashInfer | us |\n"
      << "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n";
@@ -465,10 +509,14 @@ void add_bench_decode_command(CLI::App& app) {
   cmd->add_option("--commit", opt->commit, "source revision recorded in the results")->capture_default_str();
   cmd->add_option("--iters", opt->iters, "timed calls per case (median)")->capture_default_str()->check(CLI::Range(10, 100000));
   cmd->add_option("--only", opt->only, "run only cases whose name contains this");
+  cmd->add_option("--timing", opt->timing, "gated: GPU time of calls enqueued ahead; call: no gate")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"gated", "call"}));
   cmd->add_option("--waves", opt->waves, "tuning: CTAs per resident slot the plan aims at (0: default)");
   cmd->add_option("--min-chunk-tokens", opt->min_chunk_tokens, "tuning: fewest tokens per split (0: default)");
   cmd->callback([opt, cmd] {
-    opt->command = "kvx bench decode --iters " + std::to_string(opt->iters) + " --out " + opt->out_dir +
+    g_gated = opt->timing == "gated";
+    opt->command = "kvx bench decode --iters " + std::to_string(opt->iters) + " --timing " + opt->timing + " --out " + opt->out_dir +
                    (opt->only.empty() ? "" : " --only '" + opt->only + "'");
     (void)cmd;
     if (opt->waves > 0) {
