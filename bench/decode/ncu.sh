@@ -5,6 +5,10 @@
 #                                                      for 1 x 32k, 16 x 2k and 8/1
 #   bench/decode/ncu.sh KVX_BINARY OUT_DIR sections    SpeedOfLight, Occupancy, WarpStateStats and
 #                                                      launch statistics of 1 x 32k, caches kept
+#   bench/decode/ncu.sh KVX_BINARY OUT_DIR peers       the same per-kernel read (duration, DRAM bytes
+#                                                      and throughput, grid, registers, occupancy) of
+#                                                      KVX and of PyTorch SDPA (peers.py, its own
+#                                                      kernels) at 1 x 32k and 16 x 2k, caches flushed
 # The committed outputs are bench/results/h100/ncu/*.txt (named by the commit
 # of the binary profiled).
 set -euo pipefail
@@ -26,5 +30,25 @@ sections)
     -k regex:'decode|merge' -s 10 -c 2 "$kvx" bench decode --only 'batch=1,len=32768' --iters 10 --peers none --out /tmp \
     >"$out/decode-1x32k.txt" 2>&1
   ;;
-*) echo "ncu.sh: durations or sections" >&2; exit 2 ;;
+peers)
+  metrics=gpu__time_duration.sum,dram__bytes_read.sum,dram__throughput.avg.pct_of_peak_sustained_elapsed,launch__grid_size,launch__block_size,launch__registers_per_thread,sm__warps_active.avg.pct_of_peak_sustained_active
+  peers="$(dirname "$kvx")/../peers.py"
+  [[ -f "$peers" ]] || peers=bench/decode/peers.py
+  for pair in 1x32k:1:32768 16x2k:16:2048; do
+    IFS=: read -r name batch len <<<"$pair"
+    ncu --clock-control none --metrics "$metrics" -k regex:'decode|merge' -s 6 -c 2 \
+      "$kvx" bench decode --only "batch=$batch,len=$len" --iters 10 --peers none --out /tmp >"$out/kvx-$name.txt" 2>&1
+    python3 - "$batch" "$len" >/tmp/ncu-shape.json <<'PY'
+import json, sys
+b, n = int(sys.argv[1]), int(sys.argv[2])
+print(json.dumps([{"case": f"{b}x{n}", "lens": [n] * b, "q_heads": 32, "kv_heads": 8, "head_dim": 128, "block_tokens": 16}]))
+PY
+    # SDPA only (no FlashInfer on the path: PYTHONPATH unset); every kernel
+    # of the process (input generation first, then the SDPA calls).
+    env -u PYTHONPATH ncu --clock-control none --metrics "$metrics" -c 80 \
+      python3 "$peers" --shapes /tmp/ncu-shape.json --out /tmp/ncu-peers.json --iters 10 --timing call \
+      >"$out/sdpa-$name.txt" 2>&1
+  done
+  ;;
+*) echo "ncu.sh: durations, sections or peers" >&2; exit 2 ;;
 esac

@@ -64,6 +64,10 @@ struct Options {
   int waves = 0;     // split heuristic knobs (0: the library's defaults), for tuning runs
   int64_t min_chunk_tokens = 0;
   std::string timing = "gated";  // see g_gated
+  // Diagnostics of the access pattern (tuning runs only): the page layout,
+  // and pages in table order instead of shuffled.
+  std::string layout = "nhd";
+  bool ordered_pages = false;
   std::string command;
 };
 
@@ -217,6 +221,10 @@ struct Result {
   int64_t chunk_pages = 0;
 };
 
+// Set from --layout / --ordered-pages (diagnostic runs; the defaults are the committed method).
+kvx_preset_t g_layout = KVX_PRESET_FLASHINFER_NHD;
+bool g_ordered_pages = false;
+
 Result run_kvx_decode(const Shape& sh, int iters, std::mt19937_64& rng) {
   const int64_t B = static_cast<int64_t>(sh.lens.size()), T = sh.block_tokens;
   int64_t pages = 0;
@@ -232,7 +240,7 @@ Result run_kvx_decode(const Shape& sh, int iters, std::mt19937_64& rng) {
   params.num_kv_heads = sh.kv_heads;
   params.head_dim = sh.head_dim;
   kvx_layout_t cache;
-  check(kvx_layout_preset(KVX_PRESET_FLASHINFER_NHD, &params, &cache), "layout");
+  check(kvx_layout_preset(g_layout, &params, &cache), "layout");
   uint64_t span = 0;
   check(kvx_layout_span_bytes(&cache, &span), "span");
   DeviceMem pool(span);
@@ -246,7 +254,7 @@ Result run_kvx_decode(const Shape& sh, int iters, std::mt19937_64& rng) {
   for (int64_t s = 0; s < sets; ++s) {
     std::vector<int32_t> ids(static_cast<size_t>(pages));
     std::iota(ids.begin(), ids.end(), static_cast<int32_t>(s * pages));
-    std::shuffle(ids.begin(), ids.end(), rng);
+    if (!g_ordered_pages) std::shuffle(ids.begin(), ids.end(), rng);
     size_t next = 0;
     for (int64_t b = 0; b < B; ++b)
       for (int64_t p = 0; p < (sh.lens[b] + T - 1) / T; ++p) host_table[(s * B + b) * max_pages + p] = ids[next++];
@@ -323,7 +331,7 @@ double run_kvx_append(int iters, std::mt19937_64& rng, int64_t* bytes_moved, int
   params.num_kv_heads = kvh;
   params.head_dim = d;
   kvx_layout_t cache;
-  check(kvx_layout_preset(KVX_PRESET_FLASHINFER_NHD, &params, &cache), "layout");
+  check(kvx_layout_preset(g_layout, &params, &cache), "layout");
   uint64_t span = 0;
   check(kvx_layout_span_bytes(&cache, &span), "span");
   DeviceMem pool(span);
@@ -509,6 +517,10 @@ void add_bench_decode_command(CLI::App& app) {
   cmd->add_option("--commit", opt->commit, "source revision recorded in the results")->capture_default_str();
   cmd->add_option("--iters", opt->iters, "timed calls per case (median)")->capture_default_str()->check(CLI::Range(10, 100000));
   cmd->add_option("--only", opt->only, "run only cases whose name contains this");
+  cmd->add_option("--layout", opt->layout, "diagnostic: KVX page layout, nhd (FlashInfer NHD) or hnd")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"nhd", "hnd"}));
+  cmd->add_flag("--ordered-pages", opt->ordered_pages, "diagnostic: pages in table order, not shuffled");
   cmd->add_option("--timing", opt->timing, "gated: GPU time of calls enqueued ahead; call: no gate")
       ->capture_default_str()
       ->check(CLI::IsMember({"gated", "call"}));
@@ -516,8 +528,11 @@ void add_bench_decode_command(CLI::App& app) {
   cmd->add_option("--min-chunk-tokens", opt->min_chunk_tokens, "tuning: fewest tokens per split (0: default)");
   cmd->callback([opt, cmd] {
     g_gated = opt->timing == "gated";
+    g_layout = opt->layout == "hnd" ? KVX_PRESET_FLASHINFER_HND : KVX_PRESET_FLASHINFER_NHD;
+    g_ordered_pages = opt->ordered_pages;
     opt->command = "kvx bench decode --iters " + std::to_string(opt->iters) + " --timing " + opt->timing + " --out " + opt->out_dir +
-                   (opt->only.empty() ? "" : " --only '" + opt->only + "'");
+                   (opt->only.empty() ? "" : " --only '" + opt->only + "'") +
+                   (opt->layout == "nhd" ? "" : " --layout " + opt->layout) + (opt->ordered_pages ? " --ordered-pages" : "");
     (void)cmd;
     if (opt->waves > 0) {
       kvx::cuda::decode_tuning().waves = opt->waves;
