@@ -63,6 +63,7 @@ struct Options {
   std::string only;  // substring filter on case names
   int waves = 0;     // split heuristic knobs (0: the library's defaults), for tuning runs
   int64_t min_chunk_tokens = 0;
+  double full_sm_fill = 0;  // 0: the library's default
   std::string timing = "gated";  // see g_gated
   // Diagnostics of the access pattern (tuning runs only): the page layout,
   // and pages in table order instead of shuffled.
@@ -526,6 +527,8 @@ void add_bench_decode_command(CLI::App& app) {
       ->check(CLI::IsMember({"gated", "call"}));
   cmd->add_option("--waves", opt->waves, "tuning: CTAs per resident slot the plan aims at (0: default)");
   cmd->add_option("--min-chunk-tokens", opt->min_chunk_tokens, "tuning: fewest tokens per split (0: default)");
+  cmd->add_option("--full-sm-fill", opt->full_sm_fill,
+                  "tuning: uniform batches with rows in [fill x SMs, SMs] are not split (0: default; over 1: never)");
   cmd->callback([opt, cmd] {
     g_gated = opt->timing == "gated";
     g_layout = opt->layout == "hnd" ? KVX_PRESET_FLASHINFER_HND : KVX_PRESET_FLASHINFER_NHD;
@@ -538,6 +541,10 @@ void add_bench_decode_command(CLI::App& app) {
       kvx::cuda::decode_tuning().waves = opt->waves;
       kvx::cuda::decode_tuning().ragged_waves = opt->waves;
       opt->command += " --waves " + std::to_string(opt->waves);
+    }
+    if (opt->full_sm_fill > 0) {
+      kvx::cuda::decode_tuning().full_sm_fill = opt->full_sm_fill;
+      opt->command += fmt::format(" --full-sm-fill {}", opt->full_sm_fill);
     }
     if (opt->min_chunk_tokens > 0) {
       kvx::cuda::decode_tuning().min_chunk_tokens = opt->min_chunk_tokens;

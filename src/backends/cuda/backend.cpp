@@ -315,7 +315,7 @@ int64_t visible_pages(int64_t len, int64_t block_tokens, int64_t window_left, in
   return sink_pages + pages - window_page;
 }
 
-SplitSchedule plan_splits(const int64_t* virt_pages, int64_t num_seqs, int64_t units, int64_t slots,
+SplitSchedule plan_splits(const int64_t* virt_pages, int64_t num_seqs, int64_t units, int64_t sms, int64_t slots,
                           int64_t min_chunk_pages, const DecodeTuning& tuning) {
   int64_t total = 0, longest = 0;
   for (int64_t b = 0; b < num_seqs; ++b) {
@@ -334,6 +334,10 @@ SplitSchedule plan_splits(const int64_t* virt_pages, int64_t num_seqs, int64_t u
     chunk = ceil_div(longest, splits);
   }
   if (splits <= 1) return {};
+  // About one row per SM already: the second CTA per SM would not draw more,
+  // and the split would add the merge.
+  const int64_t rows = busy * units;
+  if (!ragged && rows <= sms && static_cast<double>(rows) >= tuning.full_sm_fill * static_cast<double>(sms)) return {};
   return {.max_splits = static_cast<int32_t>(splits), .chunk_pages = chunk};
 }
 
@@ -380,7 +384,7 @@ kvx_status_t attention_plan_create(const kvx_attention_args_t* args, const kvx_e
     pages[b] = visible_pages(table.seq_len(b), c.block_tokens, args->window_left, args->sink_tokens);
   const DecodeTuning& tuning = decode_tuning();
   const int64_t min_chunk = std::max<int64_t>(1, ceil_div(tuning.min_chunk_tokens, c.block_tokens));
-  const SplitSchedule s = plan_splits(pages.data(), table.num_seqs(), c.num_kv_heads * info.head_tiles,
+  const SplitSchedule s = plan_splits(pages.data(), table.num_seqs(), c.num_kv_heads * info.head_tiles, sms,
                                       static_cast<int64_t>(sms) * info.ctas_per_sm, min_chunk, tuning);
 
   auto* plan = new (std::nothrow) kvx_attention_plan_t{};

@@ -30,21 +30,26 @@ struct DecodeTuning {
   double ragged_ratio = 1.25;
   int64_t min_chunk_tokens = 1024;  // a split reads at least this many tokens
   int32_t split_cap = 128;          // splits per sequence at most (kMaxSplits bounds it)
+  // A uniform batch whose rows (sequence x kv head x head tile) number
+  // between full_sm_fill x SMs and the SM count is not split: one CTA per SM
+  // draws as much as two, and no merge is needed (docs/perf-notes.md, round 5).
+  double full_sm_fill = 0.95;
 };
 DecodeTuning& decode_tuning();
 
 // The split schedule for sequences of `virt_pages[b]` visible pages, each
-// served by `units` CTAs per split, on a device with `slots` resident CTAs:
-// equal chunks of about total_work / (waves * slots), never under
-// min_chunk_pages, at most split_cap per sequence. One wave is best when the
-// lengths are alike; ragged lengths take two, so that the short CTAs of the
-// second wave fill in behind the long ones (docs/perf-notes.md, round 3).
+// served by `units` CTAs per split, on a device with `sms` SMs and `slots`
+// resident CTAs: equal chunks of about total_work / (waves * slots), never
+// under min_chunk_pages, at most split_cap per sequence. One wave is best
+// when the lengths are alike; ragged lengths take two, so that the short
+// CTAs of the second wave fill in behind the long ones (docs/perf-notes.md,
+// round 3). A uniform batch with about one row per SM is not split (round 5).
 // Pure host arithmetic.
 struct SplitSchedule {
   int32_t max_splits = 1;
   int64_t chunk_pages = 0;
 };
-SplitSchedule plan_splits(const int64_t* virt_pages, int64_t num_seqs, int64_t units, int64_t slots,
+SplitSchedule plan_splits(const int64_t* virt_pages, int64_t num_seqs, int64_t units, int64_t sms, int64_t slots,
                           int64_t min_chunk_pages, const DecodeTuning& tuning);
 
 // Visible pages of a decode query over `len` tokens (the sink pages plus the
