@@ -169,15 +169,30 @@ int main() {
     line("cudaMemcpy same bytes", median_ms(c, [&] {
            CK(cudaMemcpyAsync(d1, d0, static_cast<size_t>(bytes), cudaMemcpyDefault, c.st));
          }));
-    for (bool scattered : {false, true}) {
+    // Orders: 0 contiguous, 1 scattered (the bench's pairs), 2 the same
+    // scattered runs in the order of their sources, 3 both lists ascending
+    // (neighbouring CTAs then touch neighbouring pages on both sides).
+    for (int order : {0, 1, 2, 3}) {
+      const bool scattered = order == 1;
       std::vector<int32_t> sb(kBlocks), db(kBlocks), pr(2 * n);
       std::iota(sb.begin(), sb.end(), 0);
       std::iota(db.begin(), db.end(), 0);
-      if (scattered) {
+      if (order > 0) {
         std::shuffle(sb.begin(), sb.end(), rng);
         std::shuffle(db.begin(), db.end(), rng);
       }
+      if (order == 2) {
+        std::vector<std::pair<int32_t, int32_t>> v(static_cast<size_t>(n));
+        for (int32_t i = 0; i < n; ++i) v[static_cast<size_t>(i)] = {sb[i], db[i]};
+        std::sort(v.begin(), v.end());
+        for (int32_t i = 0; i < n; ++i) sb[i] = v[static_cast<size_t>(i)].first, db[i] = v[static_cast<size_t>(i)].second;
+      }
+      if (order == 3) {
+        std::sort(sb.begin(), sb.begin() + n);
+        std::sort(db.begin(), db.begin() + n);
+      }
       for (int32_t i = 0; i < n; ++i) pr[2 * i] = sb[i], pr[2 * i + 1] = db[i];
+      static const char* const kOrder[] = {"contiguous", "scattered", "scattered, by source", "scattered, both sorted"};
       CK(cudaMemcpy(dpairs, pr.data(), pr.size() * 4, cudaMemcpyHostToDevice));
       const Job j{d0, d1, dpairs, n};
       auto check = [&](const char* what, float ms) {
@@ -193,10 +208,16 @@ int main() {
         }
         CK(cudaMemset(d1, 0, static_cast<size_t>(kPool)));
         char name[96];
-        std::snprintf(name, sizeof name, "%s %s%s", scattered ? "scattered" : "contiguous", what, ok ? "" : " WRONG");
+        std::snprintf(name, sizeof name, "%s %s%s", kOrder[order], what, ok ? "" : " WRONG");
         line(name, ms);
       };
       if (scattered) line("empty launch, same grid", median_ms(c, [&] { empty_kernel<<<n, 256, 0, c.st>>>(j); }));
+      if (order >= 2) {
+        g_gated = true;
+        check("gated: per_run d8 t256 (shipped)", median_ms(c, [&] { per_run<8><<<n, 256, 0, c.st>>>(j, kUnits); }));
+        g_gated = false;
+        continue;
+      }
       check("per_run d8 t256 (shipped)", median_ms(c, [&] { per_run<8><<<n, 256, 0, c.st>>>(j, kUnits); }));
       // Gated from here on: device time alone.
       g_gated = true;
