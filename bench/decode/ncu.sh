@@ -9,6 +9,8 @@
 #                                                      and throughput, grid, registers, occupancy) of
 #                                                      KVX and of PyTorch SDPA (peers.py, its own
 #                                                      kernels) at 1 x 32k and 16 x 2k, caches flushed
+#   bench/decode/ncu.sh KVX_BINARY OUT_DIR stalls      warp states, memory workload, scheduler and
+#                                                      occupancy of both kernels at 16 x 2k
 # The committed outputs are bench/results/h100/ncu/*.txt (named by the commit
 # of the binary profiled).
 set -euo pipefail
@@ -50,5 +52,20 @@ PY
       >"$out/sdpa-$name.txt" 2>&1
   done
   ;;
-*) echo "ncu.sh: durations, sections or peers" >&2; exit 2 ;;
+stalls)
+  # Where the cycles go in both kernels at 16 x 2k (the same grid since the
+  # one-row-per-SM plan: 128 CTAs of 128 threads): warp states, the memory
+  # workload, scheduler and occupancy, caches flushed before each kernel.
+  sections=(--section SpeedOfLight --section MemoryWorkloadAnalysis --section WarpStateStats --section SchedulerStats
+    --section Occupancy --section LaunchStats)
+  ncu --clock-control none "${sections[@]}" -k regex:'decode' -s 5 -c 1 \
+    "$kvx" bench decode --only "batch=16,len=2048" --iters 10 --peers none --out /tmp >"$out/stalls-kvx-16x2k.txt" 2>&1
+  peers="$(dirname "$kvx")/../peers.py"
+  [[ -f "$peers" ]] || peers=bench/decode/peers.py
+  echo '[{"case": "16x2048", "lens": [2048, 2048, 2048, 2048, 2048, 2048, 2048, 2048, 2048, 2048, 2048, 2048, 2048, 2048, 2048, 2048], "q_heads": 32, "kv_heads": 8, "head_dim": 128, "block_tokens": 16}]' >/tmp/ncu-shape.json
+  env -u PYTHONPATH ncu --clock-control none "${sections[@]}" -k regex:'sdpa' -s 5 -c 1 \
+    python3 "$peers" --shapes /tmp/ncu-shape.json --out /tmp/ncu-peers.json --iters 10 --timing call \
+    >"$out/stalls-sdpa-16x2k.txt" 2>&1
+  ;;
+*) echo "ncu.sh: durations, sections, peers or stalls" >&2; exit 2 ;;
 esac
