@@ -8,7 +8,6 @@
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <fstream>
@@ -16,7 +15,6 @@
 #include <numeric>
 #include <random>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "commands.hpp"
@@ -24,6 +22,8 @@
 
 #ifdef KVX_HAVE_CUDA
 #include <cuda_runtime.h>
+
+#include "stream_gate.hpp"
 #endif
 
 // The source revision of this build (tools/kvx/CMakeLists.txt sets it from
@@ -76,14 +76,6 @@ struct Env {
 // The stream waits on this flag (a host function spinning on it) while the
 // host enqueues a timed call, so that the events around the call measure the
 // device's work alone; the host's own cost is timed separately.
-struct Gate {
-  std::atomic<int> open{0};
-  static void CUDART_CB wait(void* p) {
-    auto* g = static_cast<Gate*>(p);
-    while (g->open.load(std::memory_order_acquire) == 0) std::this_thread::yield();
-  }
-};
-
 // One case's timings: the median milliseconds of a whole call (host work and
 // device work in sequence on an idle stream), of the device work alone (the
 // call enqueued behind the gate), and the host microseconds of one call.
@@ -125,16 +117,15 @@ Timing time_case(cudaStream_t stream, const Options& o, bool gated, F&& fn) {
   t.call_ms = median(call);
   t.device_ms = t.call_ms;
   if (gated) {
-    Gate gate;
+    kvx::tool::StreamGate gate;
     for (int i = 0; i < iters; ++i) {
-      gate.open = 0;
-      check(cudaLaunchHostFunc(stream, Gate::wait, &gate), "cudaLaunchHostFunc");
+      check(gate.close(stream), "cudaLaunchHostFunc");
       check(cudaEventRecord(a, stream), "record");
       const auto h0 = std::chrono::steady_clock::now();
       fn();
       const auto h1 = std::chrono::steady_clock::now();
       check(cudaEventRecord(b, stream), "record");
-      gate.open.store(1, std::memory_order_release);
+      gate.open();
       check(cudaEventSynchronize(b), "sync");
       float ms = 0;
       cudaEventElapsedTime(&ms, a, b);

@@ -10,8 +10,6 @@
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <atomic>
-#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -22,7 +20,6 @@
 #include <numeric>
 #include <random>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "commands.hpp"
@@ -32,6 +29,7 @@
 #include <cuda_runtime.h>
 
 #include "backends/cuda/plan.hpp"
+#include "stream_gate.hpp"
 #endif
 
 namespace kvx::tool {
@@ -129,33 +127,12 @@ double median(std::vector<float> v) {
   return v.empty() ? 0.0 : v[v.size() / 2];
 }
 
-// "gated": the stream waits on a gate (a host function spinning on a flag)
-// while every timed call is enqueued, then runs them back to back, so each
-// event pair times the GPU's work alone, as a CUDA graph replay would run it
-// (nvbench's blocking-kernel method); "call": no gate, so a call whose host
-// side is slower than the GPU's previous call shows that host time too.
+// "gated": every timed call waits behind a StreamGate and then they run back
+// to back, so each event pair times the GPU's work alone, as a CUDA graph
+// replay would run it; "call": no gate, so a call whose host side is slower
+// than the GPU's previous call shows that host time too.
 bool g_gated = true;
 bool g_gate_timed_out = false;
-
-struct Gate {
-  std::atomic<bool> open{false};
-  bool timed_out = false;
-};
-
-// A host function may block its stream; it makes no CUDA call. After 2 s it
-// opens by itself (the host blocked in a launch: the stream's queue was
-// full), and the run is flagged.
-void CUDART_CB wait_gate(void* p) {
-  auto* g = static_cast<Gate*>(p);
-  const auto start = std::chrono::steady_clock::now();
-  while (!g->open.load(std::memory_order_acquire)) {
-    if (std::chrono::steady_clock::now() - start > std::chrono::seconds(2)) {
-      g->timed_out = true;
-      return;
-    }
-    std::this_thread::yield();
-  }
-}
 
 // Times `body(i)` (i = iteration, for rotating inputs) with a pair of events
 // per run after warm-up; returns the median in seconds.
@@ -165,16 +142,16 @@ double time_median(int iters, F&& body) {
   std::vector<cudaEvent_t> ev(static_cast<size_t>(2 * iters));
   for (auto& e : ev) check(cudaEventCreate(&e), "cudaEventCreate");
   check(cudaDeviceSynchronize(), "warm-up");
-  Gate gate;
-  if (g_gated) check(cudaLaunchHostFunc(nullptr, wait_gate, &gate), "cudaLaunchHostFunc");
+  kvx::tool::StreamGate gate;
+  if (g_gated) check(gate.close(nullptr), "cudaLaunchHostFunc");
   for (int i = 0; i < iters; ++i) {
     check(cudaEventRecord(ev[2 * i]), "cudaEventRecord");
     body(i);
     check(cudaEventRecord(ev[2 * i + 1]), "cudaEventRecord");
   }
-  gate.open.store(true, std::memory_order_release);
+  gate.open();
   check(cudaDeviceSynchronize(), "run");
-  if (gate.timed_out) g_gate_timed_out = true;
+  if (gate.timed_out()) g_gate_timed_out = true;
   std::vector<float> ms(static_cast<size_t>(iters));
   for (int i = 0; i < iters; ++i) check(cudaEventElapsedTime(&ms[i], ev[2 * i], ev[2 * i + 1]), "elapsed");
   for (auto& e : ev) cudaEventDestroy(e);
