@@ -11,6 +11,8 @@
 #                                                      kernels) at 1 x 32k and 16 x 2k, caches flushed
 #   bench/decode/ncu.sh KVX_BINARY OUT_DIR stalls      warp states, memory workload, scheduler and
 #                                                      occupancy of both kernels at 16 x 2k
+#   bench/decode/ncu.sh KVX_BINARY OUT_DIR sass        stall samples per SASS instruction of KVX's
+#                                                      kernel at 16 x 2k (CSV; bench/decode/sass_top.py)
 # The committed outputs are bench/results/h100/ncu/*.txt (named by the commit
 # of the binary profiled).
 set -euo pipefail
@@ -67,5 +69,13 @@ stalls)
     python3 "$peers" --shapes /tmp/ncu-shape.json --out /tmp/ncu-peers.json --iters 10 --timing call \
     >"$out/stalls-sdpa-16x2k.txt" 2>&1
   ;;
-*) echo "ncu.sh: durations, sections, peers or stalls" >&2; exit 2 ;;
+sass)
+  # Warp-stall samples per SASS instruction of the KVX kernel at 16 x 2k
+  # (full set), as CSV; bench/decode/sass_top.py lists the top ones.
+  ncu --set full -k regex:mma_decode -s 5 -c 1 -o /tmp/kvx-sass -f \
+    "$kvx" bench decode --only "batch=16,len=2048" --iters 10 --peers none --out /tmp >/tmp/kvx-sass.log 2>&1
+  ncu -i /tmp/kvx-sass.ncu-rep --page source --csv --print-source sass >"$out/sass-kvx-16x2k.csv"
+  ncu -i /tmp/kvx-sass.ncu-rep --page details --section WarpStateStats --print-details all >"$out/warpstate-kvx-16x2k.txt"
+  ;;
+*) echo "ncu.sh: durations, sections, peers, stalls or sass" >&2; exit 2 ;;
 esac
