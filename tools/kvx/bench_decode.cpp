@@ -67,6 +67,7 @@ struct Options {
   // and pages in table order instead of shuffled.
   std::string layout = "nhd";
   bool ordered_pages = false;
+  int64_t block_tokens = 0;  // 0: each shape's own
   std::string command;
 };
 
@@ -391,6 +392,13 @@ void run(const Options& opt) {
   std::vector<Shape> list;
   for (Shape& s : shapes())
     if (opt.only.empty() || s.name.find(opt.only) != std::string::npos) list.push_back(s);
+  if (opt.block_tokens > 0) {  // diagnostic: every shape at one page size
+    for (Shape& s : list) {
+      const std::string from = fmt::format("T={},", s.block_tokens), to = fmt::format("T={},", opt.block_tokens);
+      if (const size_t at = s.name.find(from); at != std::string::npos) s.name.replace(at, from.size(), to);
+      s.block_tokens = opt.block_tokens;
+    }
+  }
 
   std::mt19937_64 rng(1234);
   const double ceiling = copy_ceiling_gbps(opt.iters);
@@ -499,6 +507,8 @@ void add_bench_decode_command(CLI::App& app) {
       ->capture_default_str()
       ->check(CLI::IsMember({"nhd", "hnd"}));
   cmd->add_flag("--ordered-pages", opt->ordered_pages, "diagnostic: pages in table order, not shuffled");
+  cmd->add_option("--block-tokens", opt->block_tokens, "diagnostic: every shape with this page size (0: its own)")
+      ->check(CLI::Range(int64_t{0}, int64_t{256}));
   cmd->add_option("--timing", opt->timing, "gated: GPU time of calls enqueued ahead; call: no gate")
       ->capture_default_str()
       ->check(CLI::IsMember({"gated", "call"}));
@@ -512,7 +522,8 @@ void add_bench_decode_command(CLI::App& app) {
     g_ordered_pages = opt->ordered_pages;
     opt->command = "kvx bench decode --iters " + std::to_string(opt->iters) + " --timing " + opt->timing + " --out " + opt->out_dir +
                    (opt->only.empty() ? "" : " --only '" + opt->only + "'") +
-                   (opt->layout == "nhd" ? "" : " --layout " + opt->layout) + (opt->ordered_pages ? " --ordered-pages" : "");
+                   (opt->layout == "nhd" ? "" : " --layout " + opt->layout) + (opt->ordered_pages ? " --ordered-pages" : "") +
+                   (opt->block_tokens > 0 ? " --block-tokens " + std::to_string(opt->block_tokens) : "");
     (void)cmd;
     if (opt->waves > 0) {
       kvx::cuda::decode_tuning().waves = opt->waves;
