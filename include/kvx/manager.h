@@ -86,7 +86,8 @@ typedef struct kvx_manager_config {
   uint32_t struct_size;          /* sizeof(kvx_manager_config_t) */
   uint32_t version;              /* KVX_VERSION */
   int64_t num_blocks;            /* device pool capacity in blocks, block 0 (the null block)
-                                    included; >= 2, < 2^31. Never committed up front. */
+                                    included; >= 2, < 2^31 (the initial capacity of a growable
+                                    pool, see max_blocks). Never committed up front. */
   int64_t block_tokens;          /* tokens per block, 1..65536 */
   int64_t bytes_per_block;       /* bytes of one block over all layers; > 0 unless memory is NONE,
                                     where 0 means "committed bytes are not tracked" */
