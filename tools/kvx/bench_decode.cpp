@@ -62,7 +62,7 @@ struct Options {
   int waves = 0;     // split heuristic knobs (0: the library's defaults), for tuning runs
   int64_t min_chunk_tokens = 0;
   double full_sm_fill = 0;  // 0: the library's default
-  std::string timing = "gated";  // see g_gated
+  std::string timing = "gated";  // see time_median
   // Diagnostics of the access pattern (tuning runs only): the page layout,
   // and pages in table order instead of shuffled.
   std::string layout = "nhd";
@@ -128,23 +128,24 @@ double median(std::vector<float> v) {
   return v.empty() ? 0.0 : v[v.size() / 2];
 }
 
-// "gated": every timed call waits behind a StreamGate and then they run back
-// to back, so each event pair times the GPU's work alone, as a CUDA graph
-// replay would run it; "call": no gate, so a call whose host side is slower
-// than the GPU's previous call shows that host time too.
-bool g_gated = true;
+// Set when a gate opened by its timeout (the run is then flagged).
 bool g_gate_timed_out = false;
 
 // Times `body(i)` (i = iteration, for rotating inputs) with a pair of events
-// per run after warm-up; returns the median in seconds.
+// per run after warm-up, opt.iters runs; returns the median in seconds.
+// Timing "gated": every timed call waits behind a StreamGate and then they
+// run back to back, so each event pair times the GPU's work alone, as a CUDA
+// graph replay would run it; "call": no gate, so a call whose host side is
+// slower than the GPU's previous call shows that host time too.
 template <typename F>
-double time_median(int iters, F&& body) {
+double time_median(const Options& opt, F&& body) {
+  const int iters = opt.iters;
   for (int i = 0; i < 5; ++i) body(i);
   std::vector<cudaEvent_t> ev(static_cast<size_t>(2 * iters));
   for (auto& e : ev) check(cudaEventCreate(&e), "cudaEventCreate");
   check(cudaDeviceSynchronize(), "warm-up");
   kvx::tool::StreamGate gate;
-  if (g_gated) check(gate.close(nullptr), "cudaLaunchHostFunc");
+  if (opt.timing == "gated") check(gate.close(nullptr), "cudaLaunchHostFunc");
   for (int i = 0; i < iters; ++i) {
     check(cudaEventRecord(ev[2 * i]), "cudaEventRecord");
     body(i);
@@ -181,18 +182,23 @@ void fill_random_bf16(void* dst, size_t bytes, std::mt19937_64& rng) {
 
 // One device-to-device cudaMemcpyAsync of `bytes`, read + write counted; the
 // copy rotates over buffers past the 50 MB L2 when it is small.
-double copy_gbps(int iters, size_t bytes) {
+double copy_gbps(const Options& opt, size_t bytes) {
   const size_t sets = std::clamp<size_t>((size_t{400} << 20) / bytes + 1, 1, 16);
   DeviceMem a(bytes * sets), b(bytes * sets);
   check(cudaMemset(a.p, 1, bytes * sets), "memset");
-  const double s = time_median(iters, [&](int i) {
+  const double s = time_median(opt, [&](int i) {
     const size_t at = static_cast<size_t>(i) % sets * bytes;
     check(cudaMemcpyAsync(static_cast<char*>(b.p) + at, static_cast<char*>(a.p) + at, bytes, cudaMemcpyDeviceToDevice),
           "copy");
   });
   return 2.0 * bytes / s / 1e9;
 }
-double copy_ceiling_gbps(int iters) { return copy_gbps(iters, size_t{1} << 30); }
+double copy_ceiling_gbps(const Options& opt) { return copy_gbps(opt, size_t{1} << 30); }
+
+// The page layout of the KVX cache: FlashInfer NHD, or HND (--layout, diagnostic).
+kvx_preset_t page_layout(const Options& opt) {
+  return opt.layout == "hnd" ? KVX_PRESET_FLASHINFER_HND : KVX_PRESET_FLASHINFER_NHD;
+}
 
 struct Result {
   double seconds = 0;
@@ -200,11 +206,7 @@ struct Result {
   int64_t chunk_pages = 0;
 };
 
-// Set from --layout / --ordered-pages (diagnostic runs; the defaults are the committed method).
-kvx_preset_t g_layout = KVX_PRESET_FLASHINFER_NHD;
-bool g_ordered_pages = false;
-
-Result run_kvx_decode(const Shape& sh, int iters, std::mt19937_64& rng) {
+Result run_kvx_decode(const Shape& sh, const Options& opt, std::mt19937_64& rng) {
   const int64_t B = static_cast<int64_t>(sh.lens.size()), T = sh.block_tokens;
   int64_t pages = 0;
   for (int64_t len : sh.lens) pages += (len + T - 1) / T;
@@ -219,7 +221,7 @@ Result run_kvx_decode(const Shape& sh, int iters, std::mt19937_64& rng) {
   params.num_kv_heads = sh.kv_heads;
   params.head_dim = sh.head_dim;
   kvx_layout_t cache;
-  check(kvx_layout_preset(g_layout, &params, &cache), "layout");
+  check(kvx_layout_preset(page_layout(opt), &params, &cache), "layout");
   uint64_t span = 0;
   check(kvx_layout_span_bytes(&cache, &span), "span");
   DeviceMem pool(span);
@@ -233,7 +235,7 @@ Result run_kvx_decode(const Shape& sh, int iters, std::mt19937_64& rng) {
   for (int64_t s = 0; s < sets; ++s) {
     std::vector<int32_t> ids(static_cast<size_t>(pages));
     std::iota(ids.begin(), ids.end(), static_cast<int32_t>(s * pages));
-    if (!g_ordered_pages) std::shuffle(ids.begin(), ids.end(), rng);
+    if (!opt.ordered_pages) std::shuffle(ids.begin(), ids.end(), rng);
     size_t next = 0;
     for (int64_t b = 0; b < B; ++b)
       for (int64_t p = 0; p < (sh.lens[b] + T - 1) / T; ++p) host_table[(s * B + b) * max_pages + p] = ids[next++];
@@ -282,7 +284,7 @@ Result run_kvx_decode(const Shape& sh, int iters, std::mt19937_64& rng) {
   exec.backend = KVX_BACKEND_CUDA;
   exec.workspace = ws.p;
   exec.workspace_bytes = ws_bytes;
-  r.seconds = time_median(iters, [&](int i) {
+  r.seconds = time_median(opt, [&](int i) {
     const int64_t s = i % sets;
     table.block_table = static_cast<const int32_t*>(d_table.p) + s * B * max_pages;
     args.q.data = static_cast<char*>(q.p) + s * q_bytes;
@@ -299,7 +301,7 @@ Result run_kvx_decode(const Shape& sh, int iters, std::mt19937_64& rng) {
 
 // Append of 256 sequences x 16 new tokens (Llama-3.1-8B: 8 kv heads, d 128):
 // seconds per call, rotating over sets of new rows and target blocks.
-double run_kvx_append(int iters, std::mt19937_64& rng, int64_t* bytes_moved, int64_t* rows_bytes) {
+double run_kvx_append(const Options& opt, std::mt19937_64& rng, int64_t* bytes_moved, int64_t* rows_bytes) {
   const int64_t seqs = 256, tokens = 16, kvh = 8, d = 128, T = 16, rows = seqs * tokens, sets = 16;
   kvx_preset_params_t params = kvx_preset_params_init();
   params.dtype = KVX_DTYPE_BF16;
@@ -310,7 +312,7 @@ double run_kvx_append(int iters, std::mt19937_64& rng, int64_t* bytes_moved, int
   params.num_kv_heads = kvh;
   params.head_dim = d;
   kvx_layout_t cache;
-  check(kvx_layout_preset(g_layout, &params, &cache), "layout");
+  check(kvx_layout_preset(page_layout(opt), &params, &cache), "layout");
   uint64_t span = 0;
   check(kvx_layout_span_bytes(&cache, &span), "span");
   DeviceMem pool(span);
@@ -341,7 +343,7 @@ double run_kvx_append(int iters, std::mt19937_64& rng, int64_t* bytes_moved, int
   a.v = tensor(v.p);
   kvx_exec_t exec = kvx_exec_init();
   exec.backend = KVX_BACKEND_CUDA;
-  const double s = time_median(iters, [&](int i) {
+  const double s = time_median(opt, [&](int i) {
     const int64_t set = i % sets;
     a.k.data = static_cast<char*>(k.p) + set * rows * row_bytes;
     a.v.data = static_cast<char*>(v.p) + set * rows * row_bytes;
@@ -401,7 +403,7 @@ void run(const Options& opt) {
   }
 
   std::mt19937_64 rng(1234);
-  const double ceiling = copy_ceiling_gbps(opt.iters);
+  const double ceiling = copy_ceiling_gbps(opt);
   std::printf("copy ceiling (read + write): %.0f GB/s\n", ceiling);
 
   json rows = json::array();
@@ -429,11 +431,11 @@ void run(const Options& opt) {
   };
   std::vector<Measured> measured;
   for (const Shape& s : list) {
-    const Result r = run_kvx_decode(s, opt.iters, rng);
+    const Result r = run_kvx_decode(s, opt, rng);
     // A copy that moves as many DRAM bytes (half read, half written) in one
     // call: the ceiling at this size, launch and ramp included.
     const double gbps = s.kv_bytes() / r.seconds / 1e9;
-    const double same = copy_gbps(opt.iters, static_cast<size_t>(s.kv_bytes() / 2));
+    const double same = copy_gbps(opt, static_cast<size_t>(s.kv_bytes() / 2));
     measured.push_back({r.seconds,
                         {{"splits", r.splits}, {"chunk_pages", r.chunk_pages}, {"same_size_copy_gbps", std::round(same)},
                          {"pct_of_same_size_copy", std::round(1000.0 * gbps / same) / 10.0}}});
@@ -443,9 +445,9 @@ void run(const Options& opt) {
   int64_t append_bytes = 0, append_rows_bytes = 0;
   double append_s = 0, append_same = 0;
   if (with_append) {
-    append_s = run_kvx_append(opt.iters, rng, &append_bytes, &append_rows_bytes);
+    append_s = run_kvx_append(opt, rng, &append_bytes, &append_rows_bytes);
     // The same bytes as one contiguous copy: what a launch of this size can reach at all.
-    append_same = copy_gbps(opt.iters, static_cast<size_t>(append_rows_bytes));
+    append_same = copy_gbps(opt, static_cast<size_t>(append_rows_bytes));
   }
   const json peers = run_peers(list, opt, opt.out_dir);
   for (size_t i = 0; i < list.size(); ++i) {
@@ -517,9 +519,6 @@ void add_bench_decode_command(CLI::App& app) {
   cmd->add_option("--full-sm-fill", opt->full_sm_fill,
                   "tuning: uniform batches with rows in [fill x SMs, SMs] are not split (0: default; over 1: never)");
   cmd->callback([opt, cmd] {
-    g_gated = opt->timing == "gated";
-    g_layout = opt->layout == "hnd" ? KVX_PRESET_FLASHINFER_HND : KVX_PRESET_FLASHINFER_NHD;
-    g_ordered_pages = opt->ordered_pages;
     opt->command = "kvx bench decode --iters " + std::to_string(opt->iters) + " --timing " + opt->timing + " --out " + opt->out_dir +
                    (opt->only.empty() ? "" : " --only '" + opt->only + "'") +
                    (opt->layout == "nhd" ? "" : " --layout " + opt->layout) + (opt->ordered_pages ? " --ordered-pages" : "") +
