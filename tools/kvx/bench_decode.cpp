@@ -8,8 +8,10 @@
 // decode.json (one row per case) and decode.md.
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -19,6 +21,7 @@
 #include <nlohmann/json.hpp>
 #include <numeric>
 #include <random>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -68,6 +71,10 @@ struct Options {
   std::string layout = "nhd";
   bool ordered_pages = false;
   int64_t block_tokens = 0;  // 0: each shape's own
+  // Batch sweep: Llama-3.1-8B shapes at these batch sizes x sweep_len
+  // tokens in place of the shapes (no append case).
+  std::vector<int64_t> batches;
+  int64_t sweep_len = 2048;
   std::string command;
 };
 
@@ -121,6 +128,19 @@ std::vector<Shape> shapes() {
   out.push_back(uniform(llama, 32, 8, 64, 4096, 1));
   out.push_back(uniform(llama, 32, 8, 64, 4096, 64));
   return out;
+}
+
+// The kernel module's version ("580.159.04"), from /proc on Linux; "unknown"
+// elsewhere. (cudaDriverGetVersion gives the CUDA API level, not this.)
+std::string nvidia_driver_version() {
+  std::ifstream in("/proc/driver/nvidia/version");
+  std::string line;
+  std::getline(in, line);
+  std::istringstream words(line);
+  std::string w;
+  while (words >> w)
+    if (!w.empty() && std::isdigit(static_cast<unsigned char>(w[0])) && w.find('.') != std::string::npos) return w;
+  return "unknown";
 }
 
 double median(std::vector<float> v) {
@@ -391,9 +411,14 @@ void run(const Options& opt) {
   int driver = 0, runtime = 0;
   cudaDriverGetVersion(&driver);
   cudaRuntimeGetVersion(&runtime);
+  const std::string nvidia_driver = nvidia_driver_version();
   std::vector<Shape> list;
-  for (Shape& s : shapes())
-    if (opt.only.empty() || s.name.find(opt.only) != std::string::npos) list.push_back(s);
+  if (opt.batches.empty()) {
+    for (Shape& s : shapes())
+      if (opt.only.empty() || s.name.find(opt.only) != std::string::npos) list.push_back(s);
+  } else {
+    for (const int64_t b : opt.batches) list.push_back(uniform("llama3.1-8b", 32, 8, b, opt.sweep_len, 16));
+  }
   if (opt.block_tokens > 0) {  // diagnostic: every shape at one page size
     for (Shape& s : list) {
       const std::string from = fmt::format("T={},", s.block_tokens), to = fmt::format("T={},", opt.block_tokens);
@@ -441,7 +466,8 @@ void run(const Options& opt) {
                          {"pct_of_same_size_copy", std::round(1000.0 * gbps / same) / 10.0}}});
   }
   const std::string append_name = "APPEND(model=llama3.1-8b,dtype=bf16,hd=128,T=16,layout=flashinfer_nhd,kv=8,seqs=256,new=16)";
-  const bool with_append = opt.only.empty() || append_name.find(opt.only) != std::string::npos;
+  const bool with_append =
+      opt.batches.empty() && (opt.only.empty() || append_name.find(opt.only) != std::string::npos);
   int64_t append_bytes = 0, append_rows_bytes = 0;
   double append_s = 0, append_same = 0;
   if (with_append) {
@@ -465,6 +491,7 @@ void run(const Options& opt) {
   std::strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&now));
   const json report = {{"schema", 1}, {"suite", "decode"}, {"device", prop.name},
                        {"driver", fmt::format("{}.{}", driver / 1000, driver % 1000 / 10)},
+                       {"nvidia_driver", nvidia_driver},
                        {"cuda", fmt::format("{}.{}", runtime / 1000, runtime % 1000 / 10)}, {"commit", opt.commit},
                        {"command", opt.command}, {"date", date}, {"ceiling_gbps", std::round(ceiling)},
                        {"timing", opt.timing}, {"gate_timed_out", g_gate_timed_out},
@@ -478,7 +505,8 @@ void run(const Options& opt) {
                        {"iters", opt.iters}, {"peers_note", peers.value("_note", json())}, {"rows", rows}};
   std::ofstream(opt.out_dir + "/decode.json") << report.dump(1) << "\n";
   std::ofstream md(opt.out_dir + "/decode.md");
-  md << "# kvx bench decode: " << prop.name << ", driver " << report["driver"].get<std::string>() << ", CUDA "
+  md << "# kvx bench decode: " << prop.name << ", NVIDIA driver " << nvidia_driver << " (CUDA driver API "
+     << report["driver"].get<std::string>() << "), CUDA runtime "
      << report["cuda"].get<std::string>() << ", commit " << opt.commit << "\n\n"
      << "Copy ceiling (read + write): " << std::round(ceiling) << " GB/s. Command: `" << opt.command << "`. Timing: "
      << opt.timing << (opt.timing == "gated" ? " (every timed call enqueued first, then run back to back: GPU time)" : " (no gate)")
@@ -518,11 +546,18 @@ void add_bench_decode_command(CLI::App& app) {
   cmd->add_option("--min-chunk-tokens", opt->min_chunk_tokens, "tuning: fewest tokens per split (0: default)");
   cmd->add_option("--full-sm-fill", opt->full_sm_fill,
                   "tuning: uniform batches with rows in [fill x SMs, SMs] are not split (0: default; over 1: never)");
+  cmd->add_option("--batches", opt->batches, "sweep: Llama-3.1-8B at these batch sizes (comma-separated) in place of the issue's shapes")
+      ->delimiter(',')
+      ->check(CLI::Range(int64_t{1}, int64_t{1024}));
+  cmd->add_option("--len", opt->sweep_len, "sweep: tokens per sequence with --batches")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{1}, int64_t{1} << 20));
   cmd->callback([opt, cmd] {
     opt->command = "kvx bench decode --iters " + std::to_string(opt->iters) + " --timing " + opt->timing + " --out " + opt->out_dir +
                    (opt->only.empty() ? "" : " --only '" + opt->only + "'") +
                    (opt->layout == "nhd" ? "" : " --layout " + opt->layout) + (opt->ordered_pages ? " --ordered-pages" : "") +
                    (opt->block_tokens > 0 ? " --block-tokens " + std::to_string(opt->block_tokens) : "");
+    if (!opt->batches.empty()) opt->command += fmt::format(" --batches {} --len {}", fmt::join(opt->batches, ","), opt->sweep_len);
     (void)cmd;
     if (opt->waves > 0) {
       kvx::cuda::decode_tuning().waves = opt->waves;
