@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "commands.hpp"
+#include "out_dir.hpp"
 #include "kvx/kvx.h"
 
 #ifdef KVX_HAVE_CUDA
@@ -384,6 +385,7 @@ void write_results(const Options& o, const Env& env, const std::vector<Row>& row
         env.commit, json_escape(o.command), i + 1 < rows.size() ? "," : "");
   }
   js << " ]\n}\n";
+  check_written(js, o.out_dir + "/copy.json", "kvx bench copy");
   std::ofstream md(o.out_dir + "/copy.md");
   md << "# kvx bench copy: " << env.device << ", driver " << env.driver << ", CUDA " << env.cuda << ", commit "
      << env.commit << "\n\nPayload GB/s, one way; medians of CUDA-event timings after warm-up. GB/s: the device's "
@@ -395,6 +397,7 @@ void write_results(const Options& o, const Env& env, const std::vector<Row>& row
     md << fmt::format("| {} | {:.1f} | {:.0f}% | {:.1f} | {:.1f} | {} | {} |\n", r.name, r.kvx, 100 * r.kvx / r.ceiling,
                       r.ceiling, r.call_gbs > 0 ? r.call_gbs : r.kvx, r.host_us < 0 ? "" : fmt::format("{:.0f}", r.host_us),
                       r.peer < 0 ? "" : fmt::format("{:.1f}", r.peer));
+  check_written(md, o.out_dir + "/copy.md", "kvx bench copy");
 }
 
 void run(const Options& o, bool quick) {
@@ -403,6 +406,7 @@ void run(const Options& o, bool quick) {
     std::printf("kvx bench copy: skipped: no CUDA device\n");
     return;
   }
+  make_out_dir(o.out_dir, "kvx bench copy");
   Env env;
   cudaDeviceProp prop{};
   check(cudaGetDeviceProperties(&prop, 0), "cudaGetDeviceProperties");

@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "commands.hpp"
+#include "out_dir.hpp"
 #include "kvx/kvx.h"
 
 #ifdef KVX_HAVE_CUDA
@@ -406,6 +407,7 @@ void run(const Options& opt) {
     std::printf("kvx bench decode: skipped: no CUDA device\n");
     return;
   }
+  make_out_dir(opt.out_dir, "kvx bench decode");
   cudaDeviceProp prop{};
   check(cudaGetDeviceProperties(&prop, device), "device properties");
   int driver = 0, runtime = 0;
@@ -503,7 +505,9 @@ void run(const Options& opt) {
                                   "bytes / time; append and the ceiling count bytes read + written; the same-size copy is one "
                                   "cudaMemcpyAsync moving as many DRAM bytes as the case (rotated past L2)"},
                        {"iters", opt.iters}, {"peers_note", peers.value("_note", json())}, {"rows", rows}};
-  std::ofstream(opt.out_dir + "/decode.json") << report.dump(1) << "\n";
+  std::ofstream js(opt.out_dir + "/decode.json");
+  js << report.dump(1) << "\n";
+  check_written(js, opt.out_dir + "/decode.json", "kvx bench decode");
   std::ofstream md(opt.out_dir + "/decode.md");
   md << "# kvx bench decode: " << prop.name << ", NVIDIA driver " << nvidia_driver << " (CUDA driver API "
      << report["driver"].get<std::string>() << "), CUDA runtime "
@@ -520,6 +524,7 @@ void run(const Options& opt) {
        << " | " << r["pct_of_ceiling"] << " | " << cell(r.value("pct_of_same_size_copy", json())) << " | "
        << cell(r["peer"]) << " | " << cell(r["speedup"]) << " | "
        << cell(r["flashinfer"]) << " | " << cell(r["speedup_flashinfer"]) << " | " << r["time_us"] << " |\n";
+  check_written(md, opt.out_dir + "/decode.md", "kvx bench decode");
   std::printf("kvx bench decode: %zu rows -> %s/decode.json, decode.md\n", rows.size(), opt.out_dir.c_str());
 }
 
