@@ -66,6 +66,7 @@ struct Options {
   int waves = 0;     // split heuristic knobs (0: the library's defaults), for tuning runs
   int64_t min_chunk_tokens = 0;
   double full_sm_fill = 0;  // 0: the library's default
+  int split_cap = 0;        // 0: the library's default
   std::string timing = "gated";  // see time_median
   // Diagnostics of the access pattern (tuning runs only): the page layout,
   // and pages in table order instead of shuffled.
@@ -551,6 +552,8 @@ void add_bench_decode_command(CLI::App& app) {
   cmd->add_option("--min-chunk-tokens", opt->min_chunk_tokens, "tuning: fewest tokens per split (0: default)");
   cmd->add_option("--full-sm-fill", opt->full_sm_fill,
                   "tuning: uniform batches with rows in [fill x SMs, SMs] are not split (0: default; over 1: never)");
+  cmd->add_option("--split-cap", opt->split_cap, "tuning: splits per sequence at most (0: default)")
+      ->check(CLI::Range(0, 128));
   cmd->add_option("--batches", opt->batches, "sweep: Llama-3.1-8B at these batch sizes (comma-separated) in place of the issue's shapes")
       ->delimiter(',')
       ->check(CLI::Range(int64_t{1}, int64_t{1024}));
@@ -572,6 +575,10 @@ void add_bench_decode_command(CLI::App& app) {
     if (opt->full_sm_fill > 0) {
       kvx::cuda::decode_tuning().full_sm_fill = opt->full_sm_fill;
       opt->command += fmt::format(" --full-sm-fill {}", opt->full_sm_fill);
+    }
+    if (opt->split_cap > 0) {
+      kvx::cuda::decode_tuning().split_cap = opt->split_cap;
+      opt->command += " --split-cap " + std::to_string(opt->split_cap);
     }
     if (opt->min_chunk_tokens > 0) {
       kvx::cuda::decode_tuning().min_chunk_tokens = opt->min_chunk_tokens;
