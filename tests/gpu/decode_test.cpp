@@ -199,7 +199,10 @@ TEST_P(Decode, MatchesCpu) {
 
   // The plan is made from the host table; the run takes the device one.
   const TuningGuard restore;
-  if (c.min_chunk_tokens > 0) kvx::cuda::decode_tuning().min_chunk_tokens = c.min_chunk_tokens;
+  if (c.min_chunk_tokens > 0) {
+    kvx::cuda::decode_tuning().min_chunk_tokens = c.min_chunk_tokens;
+    kvx::cuda::decode_tuning().min_split_tokens = c.min_chunk_tokens;
+  }
   kvx_attention_plan_t* plan = nullptr;
   uint64_t ws_bytes = 0;
   if (c.plan == 1) {

@@ -52,7 +52,10 @@ void replay_with_new_lengths(int64_t min_chunk_tokens) {
     kvx::cuda::DecodeTuning saved = kvx::cuda::decode_tuning();
     ~Restore() { kvx::cuda::decode_tuning() = saved; }
   } restore;
-  if (min_chunk_tokens > 0) kvx::cuda::decode_tuning().min_chunk_tokens = min_chunk_tokens;
+  if (min_chunk_tokens > 0) {
+    kvx::cuda::decode_tuning().min_chunk_tokens = min_chunk_tokens;
+    kvx::cuda::decode_tuning().min_split_tokens = min_chunk_tokens;
+  }
   Rng rng(2024);
   Batch b;
   const int64_t batch = 6;

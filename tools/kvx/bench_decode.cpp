@@ -67,6 +67,7 @@ struct Options {
   int64_t min_chunk_tokens = 0;
   double full_sm_fill = 0;  // 0: the library's default
   int split_cap = 0;        // 0: the library's default
+  int splits = 0;           // > 0: this many splits per sequence
   std::string timing = "gated";  // see time_median
   // Diagnostics of the access pattern (tuning runs only): the page layout,
   // and pages in table order instead of shuffled.
@@ -554,6 +555,8 @@ void add_bench_decode_command(CLI::App& app) {
                   "tuning: uniform batches with rows in [fill x SMs, SMs] are not split (0: default; over 1: never)");
   cmd->add_option("--split-cap", opt->split_cap, "tuning: splits per sequence at most (0: default)")
       ->check(CLI::Range(0, 128));
+  cmd->add_option("--splits", opt->splits, "tuning: this many splits per sequence (0: the plan decides)")
+      ->check(CLI::Range(0, 128));
   cmd->add_option("--batches", opt->batches, "sweep: Llama-3.1-8B at these batch sizes (comma-separated) in place of the issue's shapes")
       ->delimiter(',')
       ->check(CLI::Range(int64_t{1}, int64_t{1024}));
@@ -579,6 +582,10 @@ void add_bench_decode_command(CLI::App& app) {
     if (opt->split_cap > 0) {
       kvx::cuda::decode_tuning().split_cap = opt->split_cap;
       opt->command += " --split-cap " + std::to_string(opt->split_cap);
+    }
+    if (opt->splits > 0) {
+      kvx::cuda::decode_tuning().splits = opt->splits;
+      opt->command += " --splits " + std::to_string(opt->splits);
     }
     if (opt->min_chunk_tokens > 0) {
       kvx::cuda::decode_tuning().min_chunk_tokens = opt->min_chunk_tokens;

@@ -315,30 +315,71 @@ int64_t visible_pages(int64_t len, int64_t block_tokens, int64_t window_left, in
   return sink_pages + pages - window_page;
 }
 
-SplitSchedule plan_splits(const int64_t* virt_pages, int64_t num_seqs, int64_t units, int64_t sms, int64_t slots,
-                          int64_t min_chunk_pages, const DecodeTuning& tuning) {
-  int64_t total = 0, longest = 0;
+double estimate_decode_us(const int64_t* virt_pages, int64_t num_seqs, int64_t units, int64_t page_bytes,
+                          int64_t sms, int64_t slots, int64_t chunk_pages, const DecodeTuning& tuning) {
+  int64_t ctas = 0, pages = 0, biggest = 0, splits = 1;
+  for (int64_t b = 0; b < num_seqs; ++b) {
+    if (virt_pages[b] <= 0) continue;
+    const int64_t s = ceil_div(virt_pages[b], chunk_pages);
+    ctas += s * units;
+    pages += virt_pages[b];
+    biggest = std::max(biggest, std::min(virt_pages[b], chunk_pages));
+    splits = std::max(splits, s);
+  }
+  if (ctas == 0) return 0.0;
+  const double mb_per_page = static_cast<double>(page_bytes) * 1e-6;  // MB / (GB/s) = ms
+  const double waves = static_cast<double>(ceil_div(ctas, slots));
+  const int64_t resident = std::min(ctas, slots);
+  const double per_sm = static_cast<double>(ceil_div(resident, sms));
+  const double cta_rate = std::min(tuning.cta_gbps, tuning.sm_gbps / per_sm);
+  const double mean_cta_mb = static_cast<double>(pages * units) * mb_per_page / static_cast<double>(ctas);
+  const double wave_us = 1e3 * std::max(static_cast<double>(biggest) * mb_per_page / cta_rate,
+                                        static_cast<double>(resident) * mean_cta_mb / tuning.dram_gbps);
+  return waves * (wave_us + tuning.cta_start_us) + (splits > 1 ? tuning.merge_us : 0.0);
+}
+
+SplitSchedule plan_splits(const int64_t* virt_pages, int64_t num_seqs, int64_t units, int64_t block_tokens,
+                          int64_t page_bytes, int64_t sms, int64_t slots, const DecodeTuning& tuning) {
+  int64_t total = 0, longest = 0, busy = 0;
   for (int64_t b = 0; b < num_seqs; ++b) {
     total += virt_pages[b];
     longest = std::max(longest, virt_pages[b]);
+    busy += virt_pages[b] > 0 ? 1 : 0;
   }
-  int64_t busy = 0;
-  for (int64_t b = 0; b < num_seqs; ++b) busy += virt_pages[b] > 0 ? 1 : 0;
-  const bool ragged = busy > 0 && static_cast<double>(longest) > tuning.ragged_ratio * static_cast<double>(total) / busy;
-  const int64_t target_items = std::max<int64_t>(1, (ragged ? tuning.ragged_waves : tuning.waves) * slots);
-  int64_t chunk = std::max(min_chunk_pages, ceil_div(total * units, target_items));
-  int64_t splits = longest == 0 ? 1 : ceil_div(longest, chunk);
+  if (longest == 0) return {};
   const int64_t cap = std::min<int64_t>(tuning.split_cap, kMaxSplits);
-  if (splits > cap) {
-    splits = cap;
-    chunk = ceil_div(longest, splits);
+  auto schedule = [&](int64_t chunk) -> SplitSchedule {
+    const int64_t splits = ceil_div(longest, chunk);
+    if (splits <= 1) return {};
+    return {.max_splits = static_cast<int32_t>(splits), .chunk_pages = chunk};
+  };
+  if (tuning.splits > 0) return schedule(ceil_div(longest, std::min<int64_t>(tuning.splits, cap)));
+
+  const bool ragged = static_cast<double>(longest) > tuning.ragged_ratio * static_cast<double>(total) / busy;
+  if (ragged) {
+    const int64_t min_chunk_pages = std::max<int64_t>(1, ceil_div(tuning.min_chunk_tokens, block_tokens));
+    const int64_t target_items = std::max<int64_t>(1, tuning.ragged_waves * slots);
+    int64_t chunk = std::max(min_chunk_pages, ceil_div(total * units, target_items));
+    if (ceil_div(longest, chunk) > cap) chunk = ceil_div(longest, cap);
+    return schedule(chunk);
   }
-  if (splits <= 1) return {};
   // About one row per SM already: the second CTA per SM would not draw more,
   // and the split would add the merge.
   const int64_t rows = busy * units;
-  if (!ragged && rows <= sms && static_cast<double>(rows) >= tuning.full_sm_fill * static_cast<double>(sms)) return {};
-  return {.max_splits = static_cast<int32_t>(splits), .chunk_pages = chunk};
+  if (rows <= sms && static_cast<double>(rows) >= tuning.full_sm_fill * static_cast<double>(sms)) return {};
+  // Every distinct split count of the longest sequence, the modelled fastest
+  // (the fewer splits on a tie).
+  const int64_t min_split_pages = std::max<int64_t>(1, ceil_div(tuning.min_split_tokens, block_tokens));
+  int64_t best_chunk = longest;
+  double best_us = estimate_decode_us(virt_pages, num_seqs, units, page_bytes, sms, slots, longest, tuning);
+  for (int64_t s = 2; s <= cap; ++s) {
+    const int64_t chunk = ceil_div(longest, s);
+    if (chunk < min_split_pages) break;
+    if (ceil_div(longest, chunk) != s) continue;  // the same chunks as a smaller s
+    const double us = estimate_decode_us(virt_pages, num_seqs, units, page_bytes, sms, slots, chunk, tuning);
+    if (us < best_us) best_us = us, best_chunk = chunk;
+  }
+  return schedule(best_chunk);
 }
 
 kvx_status_t attention_plan_create(const kvx_attention_args_t* args, const kvx_exec_t* exec,
@@ -382,10 +423,10 @@ kvx_status_t attention_plan_create(const kvx_attention_args_t* args, const kvx_e
   std::vector<int64_t> pages(static_cast<size_t>(table.num_seqs()));
   for (int64_t b = 0; b < table.num_seqs(); ++b)
     pages[b] = visible_pages(table.seq_len(b), c.block_tokens, args->window_left, args->sink_tokens);
-  const DecodeTuning& tuning = decode_tuning();
-  const int64_t min_chunk = std::max<int64_t>(1, ceil_div(tuning.min_chunk_tokens, c.block_tokens));
-  const SplitSchedule s = plan_splits(pages.data(), table.num_seqs(), c.num_kv_heads * info.head_tiles, sms,
-                                      static_cast<int64_t>(sms) * info.ctas_per_sm, min_chunk, tuning);
+  const int64_t page_bytes = c.block_tokens * (c.plane[0].head_dim + c.plane[1].head_dim) * dtype_bytes(c.dtype);
+  const SplitSchedule s =
+      plan_splits(pages.data(), table.num_seqs(), c.num_kv_heads * info.head_tiles, c.block_tokens, page_bytes, sms,
+                  static_cast<int64_t>(sms) * info.ctas_per_sm, decode_tuning());
 
   auto* plan = new (std::nothrow) kvx_attention_plan_t{};
   if (plan == nullptr) return fail(KVX_ERR_OUT_OF_MEMORY, "kvx_attention_plan_create: out of host memory");

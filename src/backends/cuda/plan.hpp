@@ -25,32 +25,49 @@ inline constexpr uint64_t kPlanMagic = 0x6b76785f706c616eull;  // "kvx_plan"
 
 // Knobs of the split heuristic (the defaults are what docs/perf-notes.md measured).
 struct DecodeTuning {
-  int32_t waves = 1;                // aim at this many CTAs per resident CTA slot
-  int32_t ragged_waves = 2;         // ... when the lengths differ (longest > ragged_ratio x mean)
+  int32_t waves = 1;                // no plan: aim at this many CTAs per resident CTA slot
+  int32_t ragged_waves = 2;         // ragged batches (longest > ragged_ratio x mean): CTAs per slot
   double ragged_ratio = 1.25;
-  int64_t min_chunk_tokens = 1024;  // a split reads at least this many tokens
+  int64_t min_chunk_tokens = 1024;  // ragged batches, and runs without a plan: a split reads at least this many tokens
+  int64_t min_split_tokens = 64;    // other batches: one CTA tile at least
   int32_t split_cap = 128;          // splits per sequence at most (kMaxSplits bounds it)
+  int32_t splits = 0;               // tuning runs: this many splits per sequence (0: the plan decides)
   // A uniform batch whose rows (sequence x kv head x head tile) number
   // between full_sm_fill x SMs and the SM count is not split: one CTA per SM
   // draws as much as two, and no merge is needed (docs/perf-notes.md, round 5).
   double full_sm_fill = 0.95;
+  // The time model that picks the split count of a batch whose lengths are
+  // alike (fitted to the H100 split sweep, docs/perf-notes.md round 7): a CTA
+  // streams its K/V at cta_gbps, the CTAs sharing an SM at sm_gbps together,
+  // all CTAs at dram_gbps together; each wave of CTAs pays cta_start_us, a
+  // split batch merge_us more.
+  double cta_gbps = 24.0, sm_gbps = 32.0, dram_gbps = 3300.0;
+  double cta_start_us = 3.0, merge_us = 10.0;
 };
 DecodeTuning& decode_tuning();
 
-// The split schedule for sequences of `virt_pages[b]` visible pages, each
-// served by `units` CTAs per split, on a device with `sms` SMs and `slots`
-// resident CTAs: equal chunks of about total_work / (waves * slots), never
-// under min_chunk_pages, at most split_cap per sequence. One wave is best
-// when the lengths are alike; ragged lengths take two, so that the short
-// CTAs of the second wave fill in behind the long ones (docs/perf-notes.md,
-// round 3). A uniform batch with about one row per SM is not split (round 5).
-// Pure host arithmetic.
+// The split schedule for sequences of `virt_pages[b]` visible pages of
+// `block_tokens` tokens, each served by `units` CTAs per split (each CTA
+// reading `page_bytes` of K/V a page), on a device with `sms` SMs and `slots`
+// resident CTAs. Lengths alike: the split count (1 .. split_cap, splits of at
+// least min_split_tokens) with
+// the least modelled time (estimate_decode_us), which fills the SMs for small
+// batches and keeps the CTA count off a wave boundary for the others; about
+// one row per SM is not split (round 5). Ragged lengths: equal chunks of
+// about total_work / (ragged_waves * slots), never under min_chunk_tokens, so
+// that the short CTAs of the second wave fill in behind the long ones (round
+// 3). Pure host arithmetic.
 struct SplitSchedule {
   int32_t max_splits = 1;
   int64_t chunk_pages = 0;
 };
-SplitSchedule plan_splits(const int64_t* virt_pages, int64_t num_seqs, int64_t units, int64_t sms, int64_t slots,
-                          int64_t min_chunk_pages, const DecodeTuning& tuning);
+SplitSchedule plan_splits(const int64_t* virt_pages, int64_t num_seqs, int64_t units, int64_t block_tokens,
+                          int64_t page_bytes, int64_t sms, int64_t slots, const DecodeTuning& tuning);
+
+// The modelled time, in microseconds, of a decode whose sequences read
+// `virt_pages[b]` pages in chunks of `chunk_pages` (see DecodeTuning).
+double estimate_decode_us(const int64_t* virt_pages, int64_t num_seqs, int64_t units, int64_t page_bytes,
+                          int64_t sms, int64_t slots, int64_t chunk_pages, const DecodeTuning& tuning);
 
 // Visible pages of a decode query over `len` tokens (the sink pages plus the
 // window's pages; all pages when window_left < 0).
