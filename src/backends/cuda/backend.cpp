@@ -315,27 +315,45 @@ int64_t visible_pages(int64_t len, int64_t block_tokens, int64_t window_left, in
   return sink_pages + pages - window_page;
 }
 
+namespace {
+
+// Microseconds for `ctas` resident CTAs of `cta_mb` MB each to stream their
+// K/V: dealt evenly over the SMs (`hi` SMs hold k CTAs, the rest k - 1), each
+// SM drawing min(CTAs x cta_gbps, sm_gbps), all together at most dram_gbps
+// (shared in proportion); once the (k - 1)-CTA SMs are done, the others go on
+// at their own rate or their share of DRAM.
+double wave_us(int64_t ctas, int64_t sms, double cta_mb, const DecodeTuning& t) {
+  const int64_t k = ceil_div(ctas, sms), hi = ctas - (k - 1) * sms, lo = sms - hi;
+  const double rate_hi = std::min(static_cast<double>(k) * t.cta_gbps, t.sm_gbps);
+  const double rate_lo = std::min(static_cast<double>(k - 1) * t.cta_gbps, t.sm_gbps);
+  const double demand = static_cast<double>(hi) * rate_hi + static_cast<double>(lo) * rate_lo;
+  const double share = std::min(1.0, t.dram_gbps / demand);
+  const double hi_mb = static_cast<double>(k) * cta_mb;
+  if (k == 1 || lo == 0) return 1e3 * hi_mb / (rate_hi * share);
+  const double lo_done_ms = static_cast<double>(k - 1) * cta_mb / (rate_lo * share);
+  const double left_mb = std::max(0.0, hi_mb - rate_hi * share * lo_done_ms);
+  return 1e3 * (lo_done_ms + left_mb / std::min(rate_hi, t.dram_gbps / static_cast<double>(hi)));
+}
+
+}  // namespace
+
 double estimate_decode_us(const int64_t* virt_pages, int64_t num_seqs, int64_t units, int64_t page_bytes,
                           int64_t sms, int64_t slots, int64_t chunk_pages, const DecodeTuning& tuning) {
-  int64_t ctas = 0, pages = 0, biggest = 0, splits = 1;
+  int64_t ctas = 0, biggest = 0, splits = 1;
   for (int64_t b = 0; b < num_seqs; ++b) {
     if (virt_pages[b] <= 0) continue;
     const int64_t s = ceil_div(virt_pages[b], chunk_pages);
     ctas += s * units;
-    pages += virt_pages[b];
     biggest = std::max(biggest, std::min(virt_pages[b], chunk_pages));
     splits = std::max(splits, s);
   }
   if (ctas == 0) return 0.0;
-  const double mb_per_page = static_cast<double>(page_bytes) * 1e-6;  // MB / (GB/s) = ms
+  // Every CTA taken as the biggest (the lengths are alike), in waves of the
+  // resident slots.
+  const double cta_mb = static_cast<double>(biggest * page_bytes) * 1e-6;
   const double waves = static_cast<double>(ceil_div(ctas, slots));
-  const int64_t resident = std::min(ctas, slots);
-  const double per_sm = static_cast<double>(ceil_div(resident, sms));
-  const double cta_rate = std::min(tuning.cta_gbps, tuning.sm_gbps / per_sm);
-  const double mean_cta_mb = static_cast<double>(pages * units) * mb_per_page / static_cast<double>(ctas);
-  const double wave_us = 1e3 * std::max(static_cast<double>(biggest) * mb_per_page / cta_rate,
-                                        static_cast<double>(resident) * mean_cta_mb / tuning.dram_gbps);
-  return waves * (wave_us + tuning.cta_start_us) + (splits > 1 ? tuning.merge_us : 0.0);
+  return waves * (wave_us(std::min(ctas, slots), sms, cta_mb, tuning) + tuning.cta_start_us) +
+         (splits > 1 ? tuning.merge_us : 0.0);
 }
 
 SplitSchedule plan_splits(const int64_t* virt_pages, int64_t num_seqs, int64_t units, int64_t block_tokens,

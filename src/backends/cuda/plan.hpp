@@ -41,7 +41,7 @@ struct DecodeTuning {
   // streams its K/V at cta_gbps, the CTAs sharing an SM at sm_gbps together,
   // all CTAs at dram_gbps together; each wave of CTAs pays cta_start_us, a
   // split batch merge_us more.
-  double cta_gbps = 24.0, sm_gbps = 32.0, dram_gbps = 3300.0;
+  double cta_gbps = 24.0, sm_gbps = 34.0, dram_gbps = 3300.0;
   double cta_start_us = 3.0, merge_us = 10.0;
 };
 DecodeTuning& decode_tuning();
