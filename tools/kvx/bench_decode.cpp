@@ -78,6 +78,7 @@ struct Options {
   // tokens in place of the shapes (no append case).
   std::vector<int64_t> batches;
   int64_t sweep_len = 2048;
+  bool ragged = false;  // sweep lengths drawn from [100, sweep_len] (the first one sweep_len)
   std::string command;
 };
 
@@ -421,7 +422,17 @@ void run(const Options& opt) {
     for (Shape& s : shapes())
       if (opt.only.empty() || s.name.find(opt.only) != std::string::npos) list.push_back(s);
   } else {
-    for (const int64_t b : opt.batches) list.push_back(uniform("llama3.1-8b", 32, 8, b, opt.sweep_len, 16));
+    for (const int64_t b : opt.batches) {
+      Shape s = uniform("llama3.1-8b", 32, 8, b, opt.sweep_len, 16);
+      if (opt.ragged) {
+        std::mt19937_64 lens_rng(static_cast<uint64_t>(b));
+        for (size_t i = 1; i < s.lens.size(); ++i)
+          s.lens[i] = std::uniform_int_distribution<int64_t>(std::min<int64_t>(100, opt.sweep_len), opt.sweep_len)(lens_rng);
+        const std::string from = fmt::format("len={})", opt.sweep_len);
+        s.name.replace(s.name.find(from), from.size(), fmt::format("len=ragged{}-{})", std::min<int64_t>(100, opt.sweep_len), opt.sweep_len));
+      }
+      list.push_back(s);
+    }
   }
   if (opt.block_tokens > 0) {  // diagnostic: every shape at one page size
     for (Shape& s : list) {
@@ -563,12 +574,15 @@ void add_bench_decode_command(CLI::App& app) {
   cmd->add_option("--len", opt->sweep_len, "sweep: tokens per sequence with --batches")
       ->capture_default_str()
       ->check(CLI::Range(int64_t{1}, int64_t{1} << 20));
+  cmd->add_flag("--ragged", opt->ragged, "sweep: lengths drawn from [100, --len] (seeded by the batch size; the first is --len)");
   cmd->callback([opt, cmd] {
     opt->command = "kvx bench decode --iters " + std::to_string(opt->iters) + " --timing " + opt->timing + " --out " + opt->out_dir +
                    (opt->only.empty() ? "" : " --only '" + opt->only + "'") +
                    (opt->layout == "nhd" ? "" : " --layout " + opt->layout) + (opt->ordered_pages ? " --ordered-pages" : "") +
                    (opt->block_tokens > 0 ? " --block-tokens " + std::to_string(opt->block_tokens) : "");
-    if (!opt->batches.empty()) opt->command += fmt::format(" --batches {} --len {}", fmt::join(opt->batches, ","), opt->sweep_len);
+    if (!opt->batches.empty())
+      opt->command += fmt::format(" --batches {} --len {}{}", fmt::join(opt->batches, ","), opt->sweep_len,
+                                  opt->ragged ? " --ragged" : "");
     (void)cmd;
     if (opt->waves > 0) {
       kvx::cuda::decode_tuning().waves = opt->waves;

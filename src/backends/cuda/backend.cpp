@@ -339,21 +339,24 @@ double wave_us(int64_t ctas, int64_t sms, double cta_mb, const DecodeTuning& t) 
 
 double estimate_decode_us(const int64_t* virt_pages, int64_t num_seqs, int64_t units, int64_t page_bytes,
                           int64_t sms, int64_t slots, int64_t chunk_pages, const DecodeTuning& tuning) {
-  int64_t ctas = 0, biggest = 0, splits = 1;
+  int64_t ctas = 0, pages = 0, biggest = 0, splits = 1;
   for (int64_t b = 0; b < num_seqs; ++b) {
     if (virt_pages[b] <= 0) continue;
     const int64_t s = ceil_div(virt_pages[b], chunk_pages);
     ctas += s * units;
+    pages += virt_pages[b] * units;
     biggest = std::max(biggest, std::min(virt_pages[b], chunk_pages));
     splits = std::max(splits, s);
   }
   if (ctas == 0) return 0.0;
-  // Every CTA taken as the biggest (the lengths are alike), in waves of the
-  // resident slots.
-  const double cta_mb = static_cast<double>(biggest * page_bytes) * 1e-6;
+  // Waves of resident CTAs of the mean size; never less than the biggest CTA
+  // alone (a long sequence's last split).
+  const double mb_per_page = static_cast<double>(page_bytes) * 1e-6;
+  const double mean_mb = static_cast<double>(pages) * mb_per_page / static_cast<double>(ctas);
   const double waves = static_cast<double>(ceil_div(ctas, slots));
-  return waves * (wave_us(std::min(ctas, slots), sms, cta_mb, tuning) + tuning.cta_start_us) +
-         (splits > 1 ? tuning.merge_us : 0.0);
+  const double stream_us = std::max(waves * wave_us(std::min(ctas, slots), sms, mean_mb, tuning),
+                                    1e3 * static_cast<double>(biggest) * mb_per_page / tuning.cta_gbps);
+  return stream_us + waves * tuning.cta_start_us + (splits > 1 ? tuning.merge_us : 0.0);
 }
 
 SplitSchedule plan_splits(const int64_t* virt_pages, int64_t num_seqs, int64_t units, int64_t block_tokens,
@@ -375,25 +378,29 @@ SplitSchedule plan_splits(const int64_t* virt_pages, int64_t num_seqs, int64_t u
 
   const bool ragged = static_cast<double>(longest) > tuning.ragged_ratio * static_cast<double>(total) / busy;
   if (ragged) {
+    // Two waves of splits of at least min_chunk_tokens, when the batch is
+    // big enough to fill them; a smaller one goes to the model below.
     const int64_t min_chunk_pages = std::max<int64_t>(1, ceil_div(tuning.min_chunk_tokens, block_tokens));
     const int64_t target_items = std::max<int64_t>(1, tuning.ragged_waves * slots);
-    int64_t chunk = std::max(min_chunk_pages, ceil_div(total * units, target_items));
-    if (ceil_div(longest, chunk) > cap) chunk = ceil_div(longest, cap);
-    return schedule(chunk);
+    int64_t chunk = ceil_div(total * units, target_items);
+    if (chunk >= min_chunk_pages) {
+      if (ceil_div(longest, chunk) > cap) chunk = ceil_div(longest, cap);
+      return schedule(chunk);
+    }
+  } else {
+    // About one row per SM already: the second CTA per SM would not draw
+    // more, and the split would add the merge.
+    const int64_t rows = busy * units;
+    if (rows <= sms && static_cast<double>(rows) >= tuning.full_sm_fill * static_cast<double>(sms)) return {};
   }
-  // About one row per SM already: the second CTA per SM would not draw more,
-  // and the split would add the merge.
-  const int64_t rows = busy * units;
-  if (rows <= sms && static_cast<double>(rows) >= tuning.full_sm_fill * static_cast<double>(sms)) return {};
-  // Every distinct split count of the longest sequence, the modelled fastest
-  // (the fewer splits on a tie).
+  // The modelled fastest of the split counts the sweep measured (the fewer
+  // splits on a tie); between them the model is not trusted to rank.
   const int64_t min_split_pages = std::max<int64_t>(1, ceil_div(tuning.min_split_tokens, block_tokens));
   int64_t best_chunk = longest;
   double best_us = estimate_decode_us(virt_pages, num_seqs, units, page_bytes, sms, slots, longest, tuning);
-  for (int64_t s = 2; s <= cap; ++s) {
+  for (const int64_t s : {2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128}) {
     const int64_t chunk = ceil_div(longest, s);
-    if (chunk < min_split_pages) break;
-    if (ceil_div(longest, chunk) != s) continue;  // the same chunks as a smaller s
+    if (s > cap || chunk < min_split_pages) break;
     const double us = estimate_decode_us(virt_pages, num_seqs, units, page_bytes, sms, slots, chunk, tuning);
     if (us < best_us) best_us = us, best_chunk = chunk;
   }
