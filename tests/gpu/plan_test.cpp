@@ -111,14 +111,15 @@ TEST(PlanSplits, RaggedBatchesTakeTwoWaves) {
   EXPECT_EQ(s.max_splits, 3);
   // The same total in equal lengths takes one wave: 512 CTAs, no split.
   EXPECT_EQ(plan(std::vector<int64_t>(64, total / 64)).max_splits, 1);
-  // A ragged batch too small for two waves of 1,024-token splits takes the
-  // model's split count instead: more CTAs than that minimum would give (3),
-  // no more than the slots.
+  // A ragged batch too small for two waves of 1,024-token splits takes
+  // splits of about its work / SMs: more CTAs than that minimum would give
+  // (3 x 8), no more than the slots.
   pages = {128, 8, 8, 8};
   const SplitSchedule small = plan(pages);
   EXPECT_LT(small.chunk_pages, 1024 / kT);
   int64_t ctas = 0;
   for (const int64_t p : pages) ctas += ceil_div(p, small.chunk_pages) * kUnits;
+  EXPECT_EQ(small.chunk_pages, ceil_div(152 * kUnits, kSms));
   EXPECT_GT(ctas, 3 * kUnits);
   EXPECT_LE(ctas, kSlots);
 }

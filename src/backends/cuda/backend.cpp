@@ -378,21 +378,18 @@ SplitSchedule plan_splits(const int64_t* virt_pages, int64_t num_seqs, int64_t u
 
   const bool ragged = static_cast<double>(longest) > tuning.ragged_ratio * static_cast<double>(total) / busy;
   if (ragged) {
-    // Two waves of splits of at least min_chunk_tokens, when the batch is
-    // big enough to fill them; a smaller one goes to the model below.
+    // Two waves of splits of at least min_chunk_tokens; a batch too small to
+    // fill them takes splits of about its work / SMs instead (one CTA per SM).
     const int64_t min_chunk_pages = std::max<int64_t>(1, ceil_div(tuning.min_chunk_tokens, block_tokens));
     const int64_t target_items = std::max<int64_t>(1, tuning.ragged_waves * slots);
-    int64_t chunk = ceil_div(total * units, target_items);
-    if (chunk >= min_chunk_pages) {
-      if (ceil_div(longest, chunk) > cap) chunk = ceil_div(longest, cap);
-      return schedule(chunk);
-    }
-  } else {
-    // About one row per SM already: the second CTA per SM would not draw
-    // more, and the split would add the merge.
-    const int64_t rows = busy * units;
-    if (rows <= sms && static_cast<double>(rows) >= tuning.full_sm_fill * static_cast<double>(sms)) return {};
+    int64_t chunk = std::max(std::min(min_chunk_pages, ceil_div(total * units, sms)), ceil_div(total * units, target_items));
+    if (ceil_div(longest, chunk) > cap) chunk = ceil_div(longest, cap);
+    return schedule(chunk);
   }
+  // About one row per SM already: the second CTA per SM would not draw more,
+  // and the split would add the merge.
+  const int64_t rows = busy * units;
+  if (rows <= sms && static_cast<double>(rows) >= tuning.full_sm_fill * static_cast<double>(sms)) return {};
   // The modelled fastest of the split counts the sweep measured (the fewer
   // splits on a tie); between them the model is not trusted to rank.
   const int64_t min_split_pages = std::max<int64_t>(1, ceil_div(tuning.min_split_tokens, block_tokens));

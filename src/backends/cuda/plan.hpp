@@ -49,15 +49,16 @@ DecodeTuning& decode_tuning();
 // The split schedule for sequences of `virt_pages[b]` visible pages of
 // `block_tokens` tokens, each served by `units` CTAs per split (each CTA
 // reading `page_bytes` of K/V a page), on a device with `sms` SMs and `slots`
-// resident CTAs. Lengths alike, or ragged and too few to fill the ragged
-// rule's waves: the split count (of 1, 2, 3, 4, 6, 8, 12, ... 128, at most
-// split_cap, splits of at least min_split_tokens) with
+// resident CTAs. Lengths alike: the split count (of 1, 2, 3, 4, 6, 8, 12,
+// ... 128, at most split_cap, splits of at least min_split_tokens) with
 // the least modelled time (estimate_decode_us), which fills the SMs for small
 // batches and keeps the CTA count off a wave boundary for the others; about
-// one row per SM is not split (round 5). Other ragged lengths: equal chunks of
+// one row per SM is not split (round 5). Ragged lengths: equal chunks of
 // about total_work / (ragged_waves * slots), never under min_chunk_tokens, so
 // that the short CTAs of the second wave fill in behind the long ones (round
-// 3). Pure host arithmetic.
+// 3), unless the batch is too small to fill those waves: then chunks of about
+// total_work / SMs (round 7; the model ranks ragged batches wrongly). Pure
+// host arithmetic.
 struct SplitSchedule {
   int32_t max_splits = 1;
   int64_t chunk_pages = 0;
