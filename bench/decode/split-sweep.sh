@@ -3,7 +3,7 @@
 # Llama-3.1-8B decode at each batch size of BATCHES x LEN tokens, with the
 # plan forced to S splits per sequence (`--splits S`) for each S of SPLITS,
 # and once with the plan's own choice ("plan"). Without peers.
-#   [BATCHES=1,2,...] [LENS="2048 8192"] [SPLITS="1 2 4 ..."] [ITERS=50] [RAGGED=1] \
+#   [BATCHES=1,2,...] [LENS="2048 8192"] [SPLITS="1 2 4 ..."] [ITERS=50] [RAGGED=1] [COMMIT=rev] \
 #     bench/decode/split-sweep.sh KVX_BINARY OUT_DIR
 # (RAGGED=1: lengths drawn from [100, L], `kvx bench decode --ragged`)
 # writes OUT_DIR/len<L>-s<S>/decode.json and prints, per length, one line a
@@ -20,7 +20,7 @@ for len in $lens; do
     args=()
     [[ "$s" == plan ]] || args=(--splits "$s")
     [[ -z "${RAGGED:-}" ]] || args+=(--ragged)
-    "$kvx" bench decode --peers none --iters "$iters" --batches "$batches" --len "$len" "${args[@]}" \
+    "$kvx" bench decode --peers none --iters "$iters" --commit "${COMMIT:-unknown}" --batches "$batches" --len "$len" "${args[@]}" \
       --out "$out/len$len-s$s" >"$out/len$len-s$s.log" 2>&1 || { echo "len $len s $s failed"; tail -3 "$out/len$len-s$s.log"; }
   done
 done
