@@ -79,6 +79,7 @@ struct Options {
   std::vector<int64_t> batches;
   int64_t sweep_len = 2048;
   bool ragged = false;  // sweep lengths drawn from [100, sweep_len] (the first one sweep_len)
+  int64_t sweep_q_heads = 32, sweep_kv_heads = 8, sweep_head_dim = 128;
   std::string command;
 };
 
@@ -106,12 +107,12 @@ struct Shape {
   }
 };
 
-Shape uniform(const char* geometry, int64_t q, int64_t kv, int64_t batch, int64_t len, int64_t T) {
+Shape uniform(const char* geometry, int64_t q, int64_t kv, int64_t batch, int64_t len, int64_t T, int64_t d = 128) {
   Shape s;
-  s.q_heads = q, s.kv_heads = kv, s.block_tokens = T;
+  s.q_heads = q, s.kv_heads = kv, s.block_tokens = T, s.head_dim = d;
   s.lens.assign(static_cast<size_t>(batch), len);
-  s.name = fmt::format("DECODE(model={},dtype=bf16,hd=128,T={},layout=flashinfer_nhd,q={},kv={},batch={},len={})",
-                       geometry, T, q, kv, batch, len);
+  s.name = fmt::format("DECODE(model={},dtype=bf16,hd={},T={},layout=flashinfer_nhd,q={},kv={},batch={},len={})",
+                       geometry, d, T, q, kv, batch, len);
   return s;
 }
 
@@ -423,7 +424,9 @@ void run(const Options& opt) {
       if (opt.only.empty() || s.name.find(opt.only) != std::string::npos) list.push_back(s);
   } else {
     for (const int64_t b : opt.batches) {
-      Shape s = uniform("llama3.1-8b", 32, 8, b, opt.sweep_len, 16);
+      const bool llama = opt.sweep_q_heads == 32 && opt.sweep_kv_heads == 8 && opt.sweep_head_dim == 128;
+      Shape s = uniform(llama ? "llama3.1-8b" : "sweep", opt.sweep_q_heads, opt.sweep_kv_heads, b, opt.sweep_len, 16,
+                        opt.sweep_head_dim);
       if (opt.ragged) {
         std::mt19937_64 lens_rng(static_cast<uint64_t>(b));
         for (size_t i = 1; i < s.lens.size(); ++i)
@@ -574,15 +577,25 @@ void add_bench_decode_command(CLI::App& app) {
   cmd->add_option("--len", opt->sweep_len, "sweep: tokens per sequence with --batches")
       ->capture_default_str()
       ->check(CLI::Range(int64_t{1}, int64_t{1} << 20));
+  cmd->add_option("--q-heads", opt->sweep_q_heads, "sweep: query heads with --batches")->capture_default_str()->check(CLI::Range(1, 256));
+  cmd->add_option("--kv-heads", opt->sweep_kv_heads, "sweep: kv heads with --batches (dividing --q-heads)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 256));
+  cmd->add_option("--head-dim", opt->sweep_head_dim, "sweep: head dim with --batches (64, 128, 256: the tuned ones)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({64, 128, 256}));
   cmd->add_flag("--ragged", opt->ragged, "sweep: lengths drawn from [100, --len] (seeded by the batch size; the first is --len)");
   cmd->callback([opt, cmd] {
+    if (opt->sweep_q_heads % opt->sweep_kv_heads != 0)
+      throw CLI::ValidationError("--kv-heads", "must divide --q-heads");
     opt->command = "kvx bench decode --iters " + std::to_string(opt->iters) + " --timing " + opt->timing + " --out " + opt->out_dir +
                    (opt->only.empty() ? "" : " --only '" + opt->only + "'") +
                    (opt->layout == "nhd" ? "" : " --layout " + opt->layout) + (opt->ordered_pages ? " --ordered-pages" : "") +
                    (opt->block_tokens > 0 ? " --block-tokens " + std::to_string(opt->block_tokens) : "");
     if (!opt->batches.empty())
-      opt->command += fmt::format(" --batches {} --len {}{}", fmt::join(opt->batches, ","), opt->sweep_len,
-                                  opt->ragged ? " --ragged" : "");
+      opt->command += fmt::format(" --batches {} --len {}{} --q-heads {} --kv-heads {} --head-dim {}",
+                                  fmt::join(opt->batches, ","), opt->sweep_len, opt->ragged ? " --ragged" : "",
+                                  opt->sweep_q_heads, opt->sweep_kv_heads, opt->sweep_head_dim);
     (void)cmd;
     if (opt->waves > 0) {
       kvx::cuda::decode_tuning().waves = opt->waves;
