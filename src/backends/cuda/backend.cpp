@@ -322,10 +322,10 @@ namespace {
 // SM drawing min(CTAs x cta_gbps, sm_gbps), all together at most dram_gbps
 // (shared in proportion); once the (k - 1)-CTA SMs are done, the others go on
 // at their own rate or their share of DRAM.
-double wave_us(int64_t ctas, int64_t sms, double cta_mb, const DecodeTuning& t) {
+double wave_us(int64_t ctas, int64_t sms, double cta_mb, double cta_gbps, const DecodeTuning& t) {
   const int64_t k = ceil_div(ctas, sms), hi = ctas - (k - 1) * sms, lo = sms - hi;
-  const double rate_hi = std::min(static_cast<double>(k) * t.cta_gbps, t.sm_gbps);
-  const double rate_lo = std::min(static_cast<double>(k - 1) * t.cta_gbps, t.sm_gbps);
+  const double rate_hi = std::min(static_cast<double>(k) * cta_gbps, t.sm_gbps);
+  const double rate_lo = std::min(static_cast<double>(k - 1) * cta_gbps, t.sm_gbps);
   const double demand = static_cast<double>(hi) * rate_hi + static_cast<double>(lo) * rate_lo;
   const double share = std::min(1.0, t.dram_gbps / demand);
   const double hi_mb = static_cast<double>(k) * cta_mb;
@@ -338,7 +338,8 @@ double wave_us(int64_t ctas, int64_t sms, double cta_mb, const DecodeTuning& t) 
 }  // namespace
 
 double estimate_decode_us(const int64_t* virt_pages, int64_t num_seqs, int64_t units, int64_t page_bytes,
-                          int64_t sms, int64_t slots, int64_t chunk_pages, const DecodeTuning& tuning) {
+                          int64_t sms, int64_t slots, int64_t chunk_pages, bool tensor_cores,
+                          const DecodeTuning& tuning) {
   int64_t ctas = 0, pages = 0, biggest = 0, splits = 1;
   for (int64_t b = 0; b < num_seqs; ++b) {
     if (virt_pages[b] <= 0) continue;
@@ -354,13 +355,15 @@ double estimate_decode_us(const int64_t* virt_pages, int64_t num_seqs, int64_t u
   const double mb_per_page = static_cast<double>(page_bytes) * 1e-6;
   const double mean_mb = static_cast<double>(pages) * mb_per_page / static_cast<double>(ctas);
   const double waves = static_cast<double>(ceil_div(ctas, slots));
-  const double stream_us = std::max(waves * wave_us(std::min(ctas, slots), sms, mean_mb, tuning),
-                                    1e3 * static_cast<double>(biggest) * mb_per_page / tuning.cta_gbps);
+  const double cta_gbps = tensor_cores ? tuning.cta_gbps : tuning.cuda_core_cta_gbps;
+  const double stream_us = std::max(waves * wave_us(std::min(ctas, slots), sms, mean_mb, cta_gbps, tuning),
+                                    1e3 * static_cast<double>(biggest) * mb_per_page / cta_gbps);
   return stream_us + waves * tuning.cta_start_us + (splits > 1 ? tuning.merge_us : 0.0);
 }
 
 SplitSchedule plan_splits(const int64_t* virt_pages, int64_t num_seqs, int64_t units, int64_t block_tokens,
-                          int64_t page_bytes, int64_t sms, int64_t slots, const DecodeTuning& tuning) {
+                          int64_t page_bytes, int64_t sms, int64_t slots, bool tensor_cores,
+                          const DecodeTuning& tuning) {
   int64_t total = 0, longest = 0, busy = 0;
   for (int64_t b = 0; b < num_seqs; ++b) {
     total += virt_pages[b];
@@ -386,19 +389,21 @@ SplitSchedule plan_splits(const int64_t* virt_pages, int64_t num_seqs, int64_t u
     if (ceil_div(longest, chunk) > cap) chunk = ceil_div(longest, cap);
     return schedule(chunk);
   }
-  // About one row per SM already: the second CTA per SM would not draw more,
-  // and the split would add the merge.
+  // About one row per SM already: a second tensor-core CTA per SM would not
+  // draw more, and the split would add the merge.
   const int64_t rows = busy * units;
-  if (rows <= sms && static_cast<double>(rows) >= tuning.full_sm_fill * static_cast<double>(sms)) return {};
+  if (tensor_cores && rows <= sms && static_cast<double>(rows) >= tuning.full_sm_fill * static_cast<double>(sms))
+    return {};
   // The modelled fastest of the split counts the sweep measured (the fewer
   // splits on a tie); between them the model is not trusted to rank.
   const int64_t min_split_pages = std::max<int64_t>(1, ceil_div(tuning.min_split_tokens, block_tokens));
   int64_t best_chunk = longest;
-  double best_us = estimate_decode_us(virt_pages, num_seqs, units, page_bytes, sms, slots, longest, tuning);
+  double best_us = estimate_decode_us(virt_pages, num_seqs, units, page_bytes, sms, slots, longest, tensor_cores, tuning);
   for (const int64_t s : {2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128}) {
     const int64_t chunk = ceil_div(longest, s);
     if (s > cap || chunk < min_split_pages) break;
-    const double us = estimate_decode_us(virt_pages, num_seqs, units, page_bytes, sms, slots, chunk, tuning);
+    const double us =
+        estimate_decode_us(virt_pages, num_seqs, units, page_bytes, sms, slots, chunk, tensor_cores, tuning);
     if (us < best_us) best_us = us, best_chunk = chunk;
   }
   return schedule(best_chunk);
@@ -448,7 +453,7 @@ kvx_status_t attention_plan_create(const kvx_attention_args_t* args, const kvx_e
   const int64_t page_bytes = c.block_tokens * (c.plane[0].head_dim + c.plane[1].head_dim) * dtype_bytes(c.dtype);
   const SplitSchedule s =
       plan_splits(pages.data(), table.num_seqs(), c.num_kv_heads * info.head_tiles, c.block_tokens, page_bytes, sms,
-                  static_cast<int64_t>(sms) * info.ctas_per_sm, decode_tuning());
+                  static_cast<int64_t>(sms) * info.ctas_per_sm, info.tensor_cores, decode_tuning());
 
   auto* plan = new (std::nothrow) kvx_attention_plan_t{};
   if (plan == nullptr) return fail(KVX_ERR_OUT_OF_MEMORY, "kvx_attention_plan_create: out of host memory");

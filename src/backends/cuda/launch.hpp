@@ -96,6 +96,7 @@ uint64_t decode_workspace_bytes(int64_t num_seqs, int64_t num_q_heads, int64_t h
 struct DecodeVariantInfo {
   int32_t head_tiles = 1;
   int32_t ctas_per_sm = 1;
+  bool tensor_cores = false;  // the tensor-core (grouped heads) kernel, not the CUDA-core one
 };
 cudaError_t decode_variant_info(Elem cache_dtype, int64_t head_dim_k, int64_t head_dim_v, int32_t group,
                                 DecodeVariantInfo* out);

@@ -33,8 +33,9 @@ struct DecodeTuning {
   int32_t split_cap = 128;          // splits per sequence at most (kMaxSplits bounds it)
   int32_t splits = 0;               // tuning runs: this many splits per sequence (0: the plan decides)
   // A uniform batch whose rows (sequence x kv head x head tile) number
-  // between full_sm_fill x SMs and the SM count is not split: one CTA per SM
-  // draws as much as two, and no merge is needed (docs/perf-notes.md, round 5).
+  // between full_sm_fill x SMs and the SM count is not split when the kernel
+  // is the tensor-core one: one of its CTAs per SM draws as much as two, and
+  // no merge is needed (docs/perf-notes.md, round 5).
   double full_sm_fill = 0.95;
   // The time model that picks the split count of a batch whose lengths are
   // alike (fitted to the H100 split sweep, docs/perf-notes.md round 7): a CTA
@@ -42,6 +43,7 @@ struct DecodeTuning {
   // all CTAs at dram_gbps together; each wave of CTAs pays cta_start_us, a
   // split batch merge_us more.
   double cta_gbps = 24.0, sm_gbps = 34.0, dram_gbps = 3300.0;
+  double cuda_core_cta_gbps = 17.0;  // the CUDA-core kernel's CTA (4 x 4k MHA unsplit, round 7)
   double cta_start_us = 3.0, merge_us = 10.0;
 };
 DecodeTuning& decode_tuning();
@@ -53,7 +55,8 @@ DecodeTuning& decode_tuning();
 // ... 128, at most split_cap, splits of at least min_split_tokens) with
 // the least modelled time (estimate_decode_us), which fills the SMs for small
 // batches and keeps the CTA count off a wave boundary for the others; about
-// one row per SM is not split (round 5). Ragged lengths: equal chunks of
+// one row per SM is not split when the kernel is the tensor-core one (round 5;
+// two CTAs of the CUDA-core kernel draw more than one, round 7). Ragged lengths: equal chunks of
 // about total_work / (ragged_waves * slots), never under min_chunk_tokens, so
 // that the short CTAs of the second wave fill in behind the long ones (round
 // 3), unless the batch is too small to fill those waves: then chunks of about
@@ -64,12 +67,14 @@ struct SplitSchedule {
   int64_t chunk_pages = 0;
 };
 SplitSchedule plan_splits(const int64_t* virt_pages, int64_t num_seqs, int64_t units, int64_t block_tokens,
-                          int64_t page_bytes, int64_t sms, int64_t slots, const DecodeTuning& tuning);
+                          int64_t page_bytes, int64_t sms, int64_t slots, bool tensor_cores,
+                          const DecodeTuning& tuning);
 
 // The modelled time, in microseconds, of a decode whose sequences read
 // `virt_pages[b]` pages in chunks of `chunk_pages` (see DecodeTuning).
 double estimate_decode_us(const int64_t* virt_pages, int64_t num_seqs, int64_t units, int64_t page_bytes,
-                          int64_t sms, int64_t slots, int64_t chunk_pages, const DecodeTuning& tuning);
+                          int64_t sms, int64_t slots, int64_t chunk_pages, bool tensor_cores,
+                          const DecodeTuning& tuning);
 
 // Visible pages of a decode query over `len` tokens (the sink pages plus the
 // window's pages; all pages when window_left < 0).

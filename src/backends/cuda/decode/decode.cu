@@ -87,6 +87,7 @@ cudaError_t decode_variant_info(Elem cache_dtype, int64_t head_dim_k, int64_t he
                                 DecodeVariantInfo* out) {
   const Variant v = pick_variant(cache_dtype, head_dim_k, head_dim_v, group);
   out->head_tiles = (group + v.head_tile - 1) / v.head_tile;
+  out->tensor_cores = group >= 2;
   int ctas = g_ctas_per_sm[v.index].load(std::memory_order_relaxed);
   if (ctas == 0) {
     // Host-side arithmetic of the runtime: no device work, safe during capture.
