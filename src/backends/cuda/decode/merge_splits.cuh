@@ -7,7 +7,8 @@
 // of the output, and it issues its loads for up to 8 of its splits before it
 // sums them (at d 128: 8 groups, so 64 splits take one round of loads; the old
 // one-warp-per-row merge walked the splits one latency at a time: 46 us for
-// 32 splits at 1 x 32k, docs/perf-notes.md). The groups meet in shared memory.
+// 32 splits at 1 x 32k, docs/perf-notes.md); the first 6 go out before the
+// weights are known, with the lse loads. The groups meet in shared memory.
 //
 // Launched as a programmatic dependent of the decode kernel (sm_90): its
 // launch overlaps the decode grid's tail, and griddep_wait() holds it until
@@ -80,8 +81,25 @@ __global__ void __launch_bounds__(kMergeThreads) merge_splits_kernel(const __gri
   const float* o_part = partial_outputs(a) + (b * S * num_q_heads + qh) * dv;
   const int64_t split_stride = num_q_heads * dv;
 
+  const int cols = static_cast<int>(dv / VEC);
+  const int groups = cols >= kMergeThreads ? 1 : kMergeThreads / cols;
+  const int g = tid / cols < groups ? tid / cols : groups;  // `groups`: idle thread
+  const int lane_col = tid % (cols < kMergeThreads ? cols : kMergeThreads);
+  const bool active = g < groups && lane_col < cols;
+
   griddep_wait();  // the decode grid's partials are complete and visible
 
+  // The first pass's outputs of this thread's first kPrefetch splits go out
+  // with the lse loads: the weights only scale them, so one round trip to
+  // the partials instead of two. (Read whatever they hold; an empty split's
+  // are dropped below.)
+  constexpr int kPrefetch = 6;  // 48 splits at d 128 in one round trip; 8 spilled
+  V pre[kPrefetch];
+#pragma unroll
+  for (int k = 0; k < kPrefetch; ++k) {
+    const int i = g + k * groups;
+    pre[k] = active && i < S ? reinterpret_cast<const V*>(o_part + i * split_stride)[lane_col] : V{};
+  }
   const float lse = tid < S ? lse_part[tid * num_q_heads] : -INFINITY;
   const float mx = block_reduce<true>(lse, scratch);
   const float mu = mx == -INFINITY ? 0.0f : mx;
@@ -89,20 +107,25 @@ __global__ void __launch_bounds__(kMergeThreads) merge_splits_kernel(const __gri
   if (tid < kMaxSplits) weight[tid] = w;
   const float wsum = block_reduce<false>(w, scratch);  // its barrier also publishes `weight`
 
-  const int cols = static_cast<int>(dv / VEC);
-  const int groups = cols >= kMergeThreads ? 1 : kMergeThreads / cols;
-  const int g = tid / cols < groups ? tid / cols : groups;  // `groups`: idle thread
   const float inv = wsum > 0.0f ? 1.0f / wsum : 0.0f;
   std::byte* orow = a.out.row(b, qh);
   const int eb = elem_bytes(a.out.dtype);
   for (int c0 = 0; c0 < cols; c0 += kMergeThreads) {  // one pass unless VEC 1 and dv > kMergeThreads
-    const int c = c0 + tid % (cols < kMergeThreads ? cols : kMergeThreads);
+    const int c = c0 + lane_col;
     V acc{};
     if (g < groups && c < cols) {
+      int i = g;
+      if (c0 == 0) {
+#pragma unroll
+        for (int k = 0; k < kPrefetch; ++k, i += groups) {
+          // An empty split's outputs were never written: skip them, whatever they hold.
+          const float wi = i < S ? weight[i] : 0.0f;
+          axpy(wi, wi > 0.0f ? pre[k] : V{}, acc);
+        }
+      }
 #pragma unroll 8
-      for (int i = g; i < S; i += groups) {
+      for (; i < S; i += groups) {
         const float wi = weight[i];
-        // An empty split's outputs were never written: skip them, whatever they hold.
         const V x = wi > 0.0f ? reinterpret_cast<const V*>(o_part + i * split_stride)[c] : V{};
         axpy(wi, x, acc);
       }
