@@ -22,10 +22,13 @@ constexpr int64_t kPage = 8192;   // K + V bytes of a 16-token page of one head 
 
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
-SplitSchedule plan(const std::vector<int64_t>& pages, int64_t units = kUnits, const DecodeTuning& t = {},
-                   bool tensor_cores = true) {
-  return plan_splits(pages.data(), static_cast<int64_t>(pages.size()), units, kT, kPage, kSms, kSlots, tensor_cores,
-                     t);
+// The H100 with the tensor-core kernel (Llama-3.1-8B pages) unless told otherwise.
+SplitTarget h100(int64_t units = kUnits, int64_t slots = kSlots, bool tensor_cores = true) {
+  return {.units = units, .block_tokens = kT, .page_bytes = kPage, .sms = kSms, .slots = slots,
+          .tensor_cores = tensor_cores};
+}
+SplitSchedule plan(const std::vector<int64_t>& pages, int64_t units = kUnits, const DecodeTuning& t = {}) {
+  return plan_splits(pages.data(), static_cast<int64_t>(pages.size()), h100(units), t);
 }
 int32_t splits_of(int64_t batch, int64_t len, int64_t units = kUnits) {
   return plan(std::vector<int64_t>(static_cast<size_t>(batch), len / kT), units).max_splits;
@@ -52,8 +55,8 @@ TEST(PlanSplits, OneRowPerSmIsNotSplit) {
   // Not for the CUDA-core kernel (MHA): two of its CTAs per SM draw more (4 x
   // 4k, 32 kv heads: 2,264 GB/s unsplit, 2,700 at 2 splits, round 7).
   const std::vector<int64_t> mha(4, 256);
-  EXPECT_GT(plan_splits(mha.data(), 4, 32, kT, kPage, kSms, 4 * kSms, false, {}).max_splits, 1);  // 4 CTAs an SM
-  EXPECT_EQ(plan_splits(mha.data(), 4, 32, kT, kPage, kSms, kSlots, true, {}).max_splits, 1);
+  EXPECT_GT(plan_splits(mha.data(), 4, h100(32, 4 * kSms, false), {}).max_splits, 1);  // 4 CTAs an SM
+  EXPECT_EQ(plan_splits(mha.data(), 4, h100(32), {}).max_splits, 1);
   // Empty rows do not count: 16 busy sequences among 20.
   std::vector<int64_t> pages(20, 0);
   for (int i = 0; i < 16; ++i) pages[static_cast<size_t>(i)] = 128;
@@ -82,29 +85,29 @@ TEST(PlanSplits, RowsJustPastTheSmsAreNotPushedPastTheSlots) {
   // The modelled time says the same.
   const DecodeTuning t;
   std::vector<int64_t> pages(17, 128);
-  EXPECT_LT(estimate_decode_us(pages.data(), 17, kUnits, kPage, kSms, kSlots, 128, true, t),
-            estimate_decode_us(pages.data(), 17, kUnits, kPage, kSms, kSlots, 64, true, t));
+  EXPECT_LT(estimate_decode_us(pages.data(), 17, 128, h100(), t),
+            estimate_decode_us(pages.data(), 17, 64, h100(), t));
 }
 
 TEST(PlanSplits, TheModelCountsWavesAndTheMerge) {
   const DecodeTuning t;
   std::vector<int64_t> pages(16, 128);  // 16 x 2k
-  const double one = estimate_decode_us(pages.data(), 16, kUnits, kPage, kSms, kSlots, 128, true, t);
+  const double one = estimate_decode_us(pages.data(), 16, 128, h100(), t);
   // 128 CTAs of 1 MB at cta_gbps, one wave: ~44 us + the start.
   EXPECT_NEAR(one, 1e3 * 128 * kPage * 1e-6 / t.cta_gbps + t.cta_start_us, 0.5);
   // Two splits: 256 CTAs, two per SM at sm_gbps, all of them at dram_gbps
   // (here the bound), and the merge.
-  const double two = estimate_decode_us(pages.data(), 16, kUnits, kPage, kSms, kSlots, 64, true, t);
+  const double two = estimate_decode_us(pages.data(), 16, 64, h100(), t);
   const double cta_mb = 64 * kPage * 1e-6;
   EXPECT_NEAR(two, 1e3 * std::max(2 * cta_mb / t.sm_gbps, 256 * cta_mb / t.dram_gbps) + t.cta_start_us + t.merge_us,
               0.5);
   // 2,048 CTAs: 8 waves.
   pages.assign(64, 1024);  // 64 x 16k, 4 splits
-  const double waves = estimate_decode_us(pages.data(), 64, kUnits, kPage, kSms, kSlots, 256, true, t);
+  const double waves = estimate_decode_us(pages.data(), 64, 256, h100(), t);
   EXPECT_GT(waves, 8 * t.cta_start_us + t.merge_us);
   // Nothing to read, nothing to time.
   pages.assign(4, 0);
-  EXPECT_EQ(estimate_decode_us(pages.data(), 4, kUnits, kPage, kSms, kSlots, 64, true, t), 0.0);
+  EXPECT_EQ(estimate_decode_us(pages.data(), 4, 64, h100(), t), 0.0);
 }
 
 TEST(PlanSplits, RaggedBatchesTakeTwoWaves) {

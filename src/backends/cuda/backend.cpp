@@ -337,9 +337,9 @@ double wave_us(int64_t ctas, int64_t sms, double cta_mb, double cta_gbps, const 
 
 }  // namespace
 
-double estimate_decode_us(const int64_t* virt_pages, int64_t num_seqs, int64_t units, int64_t page_bytes,
-                          int64_t sms, int64_t slots, int64_t chunk_pages, bool tensor_cores,
-                          const DecodeTuning& tuning) {
+double estimate_decode_us(const int64_t* virt_pages, int64_t num_seqs, int64_t chunk_pages,
+                          const SplitTarget& target, const DecodeTuning& tuning) {
+  const int64_t units = target.units, slots = target.slots;
   int64_t ctas = 0, pages = 0, biggest = 0, splits = 1;
   for (int64_t b = 0; b < num_seqs; ++b) {
     if (virt_pages[b] <= 0) continue;
@@ -352,18 +352,19 @@ double estimate_decode_us(const int64_t* virt_pages, int64_t num_seqs, int64_t u
   if (ctas == 0) return 0.0;
   // Waves of resident CTAs of the mean size; never less than the biggest CTA
   // alone (a long sequence's last split).
-  const double mb_per_page = static_cast<double>(page_bytes) * 1e-6;
+  const double mb_per_page = static_cast<double>(target.page_bytes) * 1e-6;
   const double mean_mb = static_cast<double>(pages) * mb_per_page / static_cast<double>(ctas);
   const double waves = static_cast<double>(ceil_div(ctas, slots));
-  const double cta_gbps = tensor_cores ? tuning.cta_gbps : tuning.cuda_core_cta_gbps;
-  const double stream_us = std::max(waves * wave_us(std::min(ctas, slots), sms, mean_mb, cta_gbps, tuning),
-                                    1e3 * static_cast<double>(biggest) * mb_per_page / cta_gbps);
+  const double cta_gbps = target.tensor_cores ? tuning.cta_gbps : tuning.cuda_core_cta_gbps;
+  const double stream_us =
+      std::max(waves * wave_us(std::min(ctas, slots), target.sms, mean_mb, cta_gbps, tuning),
+               1e3 * static_cast<double>(biggest) * mb_per_page / cta_gbps);
   return stream_us + waves * tuning.cta_start_us + (splits > 1 ? tuning.merge_us : 0.0);
 }
 
-SplitSchedule plan_splits(const int64_t* virt_pages, int64_t num_seqs, int64_t units, int64_t block_tokens,
-                          int64_t page_bytes, int64_t sms, int64_t slots, bool tensor_cores,
+SplitSchedule plan_splits(const int64_t* virt_pages, int64_t num_seqs, const SplitTarget& target,
                           const DecodeTuning& tuning) {
+  const int64_t units = target.units, sms = target.sms;
   int64_t total = 0, longest = 0, busy = 0;
   for (int64_t b = 0; b < num_seqs; ++b) {
     total += virt_pages[b];
@@ -379,31 +380,35 @@ SplitSchedule plan_splits(const int64_t* virt_pages, int64_t num_seqs, int64_t u
   };
   if (tuning.splits > 0) return schedule(ceil_div(longest, std::min<int64_t>(tuning.splits, cap)));
 
-  const bool ragged = static_cast<double>(longest) > tuning.ragged_ratio * static_cast<double>(total) / busy;
+  const bool ragged =
+      static_cast<double>(longest) > tuning.ragged_ratio * static_cast<double>(total) / busy;
   if (ragged) {
     // Two waves of splits of at least min_chunk_tokens; a batch too small to
     // fill them takes splits of about its work / SMs instead (one CTA per SM).
-    const int64_t min_chunk_pages = std::max<int64_t>(1, ceil_div(tuning.min_chunk_tokens, block_tokens));
-    const int64_t target_items = std::max<int64_t>(1, tuning.ragged_waves * slots);
-    int64_t chunk = std::max(std::min(min_chunk_pages, ceil_div(total * units, sms)), ceil_div(total * units, target_items));
+    const int64_t min_chunk_pages =
+        std::max<int64_t>(1, ceil_div(tuning.min_chunk_tokens, target.block_tokens));
+    const int64_t target_items = std::max<int64_t>(1, tuning.ragged_waves * target.slots);
+    int64_t chunk = std::max(std::min(min_chunk_pages, ceil_div(total * units, sms)),
+                             ceil_div(total * units, target_items));
     if (ceil_div(longest, chunk) > cap) chunk = ceil_div(longest, cap);
     return schedule(chunk);
   }
   // About one row per SM already: a second tensor-core CTA per SM would not
   // draw more, and the split would add the merge.
   const int64_t rows = busy * units;
-  if (tensor_cores && rows <= sms && static_cast<double>(rows) >= tuning.full_sm_fill * static_cast<double>(sms))
+  if (target.tensor_cores && rows <= sms &&
+      static_cast<double>(rows) >= tuning.full_sm_fill * static_cast<double>(sms))
     return {};
   // The modelled fastest of the split counts the sweep measured (the fewer
   // splits on a tie); between them the model is not trusted to rank.
-  const int64_t min_split_pages = std::max<int64_t>(1, ceil_div(tuning.min_split_tokens, block_tokens));
+  const int64_t min_split_pages =
+      std::max<int64_t>(1, ceil_div(tuning.min_split_tokens, target.block_tokens));
   int64_t best_chunk = longest;
-  double best_us = estimate_decode_us(virt_pages, num_seqs, units, page_bytes, sms, slots, longest, tensor_cores, tuning);
+  double best_us = estimate_decode_us(virt_pages, num_seqs, longest, target, tuning);
   for (const int64_t s : {2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128}) {
     const int64_t chunk = ceil_div(longest, s);
     if (s > cap || chunk < min_split_pages) break;
-    const double us =
-        estimate_decode_us(virt_pages, num_seqs, units, page_bytes, sms, slots, chunk, tensor_cores, tuning);
+    const double us = estimate_decode_us(virt_pages, num_seqs, chunk, target, tuning);
     if (us < best_us) best_us = us, best_chunk = chunk;
   }
   return schedule(best_chunk);
@@ -418,20 +423,25 @@ kvx_status_t attention_plan_create(const kvx_attention_args_t* args, const kvx_e
   KVX_TRY(validate_layout(args->cache, "args.cache"));
   const kvx_layout_t& c = *args->cache;
   if (c.num_kv != 2)
-    return fail(KVX_ERR_UNSUPPORTED, "args.cache.num_kv: attention over a single-latent cache is not part of v1.0");
+    return fail(KVX_ERR_UNSUPPORTED,
+                "args.cache.num_kv: attention over a single-latent cache is not part of v1.0");
   if (c.dtype != KVX_DTYPE_F16 && c.dtype != KVX_DTYPE_BF16)
-    return fail(KVX_ERR_UNSUPPORTED, "args.cache.dtype: {} (the CUDA decode kernel serves f16 and bf16)",
+    return fail(KVX_ERR_UNSUPPORTED,
+                "args.cache.dtype: {} (the CUDA decode kernel serves f16 and bf16)",
                 dtype_name(c.dtype));
   if (args->page_table == nullptr) return fail(KVX_ERR_INVALID_ARGUMENT, "args.page_table: null");
   if (!host_checkable(args->page_table->memory))
     return fail(KVX_ERR_INVALID_ARGUMENT,
-                "args.page_table.memory: the plan reads the batch's lengths on the host; pass a host copy of the "
+                "args.page_table.memory: the plan reads the batch's lengths on the host; pass a "
+                "host copy of the "
                 "page table (the run takes the device one)");
   KVX_TRY(validate_page_table(args->page_table, c, "args.page_table"));
   if (args->q.num_heads <= 0 || args->q.num_heads % c.num_kv_heads != 0)
-    return fail(KVX_ERR_INVALID_ARGUMENT, "args.q.num_heads: {} (a positive multiple of the cache's {} kv heads)",
+    return fail(KVX_ERR_INVALID_ARGUMENT,
+                "args.q.num_heads: {} (a positive multiple of the cache's {} kv heads)",
                 args->q.num_heads, c.num_kv_heads);
-  if (args->sink_tokens < 0) return fail(KVX_ERR_INVALID_ARGUMENT, "args.sink_tokens: {} < 0", args->sink_tokens);
+  if (args->sink_tokens < 0)
+    return fail(KVX_ERR_INVALID_ARGUMENT, "args.sink_tokens: {} < 0", args->sink_tokens);
   ExecConfig cfg;
   KVX_TRY(ops::resolve_exec(exec, c.memory, &cfg));
   if (cfg.backend != KVX_BACKEND_CUDA)
@@ -441,19 +451,26 @@ kvx_status_t attention_plan_create(const kvx_attention_args_t* args, const kvx_e
   DeviceGuard guard(c.device_id);
   KVX_TRY(check_launch(guard.status(), "kvx_attention_plan_create: cudaSetDevice"));
   DecodeVariantInfo info;
-  KVX_TRY(check_launch(decode_variant_info(elem_of(c.dtype), c.plane[0].head_dim, c.plane[1].head_dim, group, &info),
-                       "kvx_attention_plan_create: occupancy query"));
+  KVX_TRY(check_launch(
+      decode_variant_info(elem_of(c.dtype), c.plane[0].head_dim, c.plane[1].head_dim, group, &info),
+      "kvx_attention_plan_create: occupancy query"));
   int sms = 0;
   KVX_TRY(check_launch(sm_count(c.device_id, &sms), "kvx_attention_plan_create: device attribute"));
 
   const PageTableView table(*args->page_table, c.block_tokens);
   std::vector<int64_t> pages(static_cast<size_t>(table.num_seqs()));
   for (int64_t b = 0; b < table.num_seqs(); ++b)
-    pages[b] = visible_pages(table.seq_len(b), c.block_tokens, args->window_left, args->sink_tokens);
-  const int64_t page_bytes = c.block_tokens * (c.plane[0].head_dim + c.plane[1].head_dim) * dtype_bytes(c.dtype);
-  const SplitSchedule s =
-      plan_splits(pages.data(), table.num_seqs(), c.num_kv_heads * info.head_tiles, c.block_tokens, page_bytes, sms,
-                  static_cast<int64_t>(sms) * info.ctas_per_sm, info.tensor_cores, decode_tuning());
+    pages[b] =
+        visible_pages(table.seq_len(b), c.block_tokens, args->window_left, args->sink_tokens);
+  const SplitTarget target{
+      .units = c.num_kv_heads * info.head_tiles,
+      .block_tokens = c.block_tokens,
+      .page_bytes =
+          c.block_tokens * (c.plane[0].head_dim + c.plane[1].head_dim) * dtype_bytes(c.dtype),
+      .sms = sms,
+      .slots = static_cast<int64_t>(sms) * info.ctas_per_sm,
+      .tensor_cores = info.tensor_cores};
+  const SplitSchedule s = plan_splits(pages.data(), table.num_seqs(), target, decode_tuning());
 
   auto* plan = new (std::nothrow) kvx_attention_plan_t{};
   if (plan == nullptr) return fail(KVX_ERR_OUT_OF_MEMORY, "kvx_attention_plan_create: out of host memory");

@@ -25,13 +25,14 @@ inline constexpr uint64_t kPlanMagic = 0x6b76785f706c616eull;  // "kvx_plan"
 
 // Knobs of the split heuristic (the defaults are what docs/perf-notes.md measured).
 struct DecodeTuning {
-  int32_t waves = 1;                // no plan: aim at this many CTAs per resident CTA slot
-  int32_t ragged_waves = 2;         // ragged batches (longest > ragged_ratio x mean): CTAs per slot
+  int32_t waves = 1;         // no plan: aim at this many CTAs per resident CTA slot
+  int32_t ragged_waves = 2;  // ragged batches (longest > ragged_ratio x mean): CTAs per slot
   double ragged_ratio = 1.25;
-  int64_t min_chunk_tokens = 1024;  // ragged batches, and runs without a plan: a split reads at least this many tokens
-  int64_t min_split_tokens = 64;    // other batches: one CTA tile at least
-  int32_t split_cap = 128;          // splits per sequence at most (kMaxSplits bounds it)
-  int32_t splits = 0;               // tuning runs: this many splits per sequence (0: the plan decides)
+  // A split reads at least this many tokens: ragged batches and runs without
+  // a plan (min_chunk_tokens), the other batches (min_split_tokens: one CTA tile).
+  int64_t min_chunk_tokens = 1024, min_split_tokens = 64;
+  int32_t split_cap = 128;  // splits per sequence at most (kMaxSplits bounds it)
+  int32_t splits = 0;       // tuning runs: this many splits per sequence (0: the plan decides)
   // A uniform batch whose rows (sequence x kv head x head tile) number
   // between full_sm_fill x SMs and the SM count is not split when the kernel
   // is the tensor-core one: one of its CTAs per SM draws as much as two, and
@@ -48,33 +49,40 @@ struct DecodeTuning {
 };
 DecodeTuning& decode_tuning();
 
-// The split schedule for sequences of `virt_pages[b]` visible pages of
-// `block_tokens` tokens, each served by `units` CTAs per split (each CTA
-// reading `page_bytes` of K/V a page), on a device with `sms` SMs and `slots`
-// resident CTAs. Lengths alike: the split count (of 1, 2, 3, 4, 6, 8, 12,
-// ... 128, at most split_cap, splits of at least min_split_tokens) with
-// the least modelled time (estimate_decode_us), which fills the SMs for small
-// batches and keeps the CTA count off a wave boundary for the others; about
-// one row per SM is not split when the kernel is the tensor-core one (round 5;
-// two CTAs of the CUDA-core kernel draw more than one, round 7). Ragged lengths: equal chunks of
-// about total_work / (ragged_waves * slots), never under min_chunk_tokens, so
-// that the short CTAs of the second wave fill in behind the long ones (round
-// 3), unless the batch is too small to fill those waves: then chunks of about
-// total_work / SMs (round 7; the model ranks ragged batches wrongly). Pure
-// host arithmetic.
+// What the split plan schedules on: CTAs per split of a sequence (`units`:
+// kv heads x head tiles), pages of `block_tokens` tokens of which a CTA reads
+// `page_bytes` of K/V each, a device of `sms` SMs with `slots` resident CTAs
+// of the kernel, and which kernel (tensor cores or CUDA cores).
+struct SplitTarget {
+  int64_t units = 1, block_tokens = 1, page_bytes = 1, sms = 1, slots = 1;
+  bool tensor_cores = true;
+};
+
+// The split schedule for sequences of `virt_pages[b]` visible pages.
+//   Lengths alike: the split count (of 1, 2, 3, 4, 6, 8, 12, ... 128, at most
+//     split_cap, splits of at least min_split_tokens) with the least
+//     modelled time (estimate_decode_us), which fills the SMs for small
+//     batches and keeps the CTA count off a wave boundary for the others;
+//     about one row per SM is not split when the kernel is the tensor-core
+//     one (round 5; two CTAs of the CUDA-core kernel draw more, round 7).
+//   Ragged lengths: equal chunks of about total_work / (ragged_waves *
+//     slots), never under min_chunk_tokens, so that the short CTAs of the
+//     second wave fill in behind the long ones (round 3); a batch too small
+//     to fill those waves takes chunks of about total_work / SMs (round 7;
+//     the model ranks ragged batches wrongly).
+// Pure host arithmetic.
 struct SplitSchedule {
   int32_t max_splits = 1;
   int64_t chunk_pages = 0;
 };
-SplitSchedule plan_splits(const int64_t* virt_pages, int64_t num_seqs, int64_t units, int64_t block_tokens,
-                          int64_t page_bytes, int64_t sms, int64_t slots, bool tensor_cores,
+SplitSchedule plan_splits(const int64_t* virt_pages, int64_t num_seqs, const SplitTarget& target,
                           const DecodeTuning& tuning);
 
 // The modelled time, in microseconds, of a decode whose sequences read
-// `virt_pages[b]` pages in chunks of `chunk_pages` (see DecodeTuning).
-double estimate_decode_us(const int64_t* virt_pages, int64_t num_seqs, int64_t units, int64_t page_bytes,
-                          int64_t sms, int64_t slots, int64_t chunk_pages, bool tensor_cores,
-                          const DecodeTuning& tuning);
+// `virt_pages[b]` pages in chunks of `chunk_pages` (see DecodeTuning;
+// bench/decode/fit_plan_model.py is the same model in Python, for the fit).
+double estimate_decode_us(const int64_t* virt_pages, int64_t num_seqs, int64_t chunk_pages,
+                          const SplitTarget& target, const DecodeTuning& tuning);
 
 // Visible pages of a decode query over `len` tokens (the sink pages plus the
 // window's pages; all pages when window_left < 0).
