@@ -135,6 +135,28 @@ std::vector<Shape> shapes() {
   return out;
 }
 
+// --batches: one shape per batch size, sweep_len tokens each (or, --ragged,
+// lengths drawn from [100, sweep_len] seeded by the batch size, the first
+// sweep_len), in the sweep's head geometry.
+std::vector<Shape> sweep_shapes(const Options& opt) {
+  const bool llama = opt.sweep_q_heads == 32 && opt.sweep_kv_heads == 8 && opt.sweep_head_dim == 128;
+  const int64_t shortest = std::min<int64_t>(100, opt.sweep_len);
+  std::vector<Shape> out;
+  for (const int64_t b : opt.batches) {
+    Shape s = uniform(llama ? "llama3.1-8b" : "sweep", opt.sweep_q_heads, opt.sweep_kv_heads, b, opt.sweep_len, 16,
+                      opt.sweep_head_dim);
+    if (opt.ragged) {
+      std::mt19937_64 lens_rng(static_cast<uint64_t>(b));
+      for (size_t i = 1; i < s.lens.size(); ++i)
+        s.lens[i] = std::uniform_int_distribution<int64_t>(shortest, opt.sweep_len)(lens_rng);
+      const std::string from = fmt::format("len={})", opt.sweep_len);
+      s.name.replace(s.name.find(from), from.size(), fmt::format("len=ragged{}-{})", shortest, opt.sweep_len));
+    }
+    out.push_back(s);
+  }
+  return out;
+}
+
 // The kernel module's version ("580.159.04"), from /proc on Linux; "unknown"
 // elsewhere. (cudaDriverGetVersion gives the CUDA API level, not this.)
 std::string nvidia_driver_version() {
@@ -389,7 +411,9 @@ json run_peers(const std::vector<Shape>& list, const Options& opt, const std::st
     in.push_back({{"case", s.name}, {"lens", s.lens}, {"q_heads", s.q_heads}, {"kv_heads", s.kv_heads},
                   {"head_dim", s.head_dim}, {"block_tokens", s.block_tokens}});
   const std::string in_path = tmp_dir + "/decode_shapes.json", out_path = tmp_dir + "/decode_peers.json";
-  std::ofstream(in_path) << in.dump();
+  std::ofstream shapes_file(in_path);
+  shapes_file << in.dump();
+  check_written(shapes_file, in_path, "kvx bench decode");
   const std::string cmd = fmt::format("python3 {} --shapes {} --out {} --iters {} --timing {}", opt.peers, in_path,
                                       out_path, opt.iters, opt.timing);
   std::printf("kvx bench decode: peers: %s\n", cmd.c_str());
@@ -423,19 +447,7 @@ void run(const Options& opt) {
     for (Shape& s : shapes())
       if (opt.only.empty() || s.name.find(opt.only) != std::string::npos) list.push_back(s);
   } else {
-    for (const int64_t b : opt.batches) {
-      const bool llama = opt.sweep_q_heads == 32 && opt.sweep_kv_heads == 8 && opt.sweep_head_dim == 128;
-      Shape s = uniform(llama ? "llama3.1-8b" : "sweep", opt.sweep_q_heads, opt.sweep_kv_heads, b, opt.sweep_len, 16,
-                        opt.sweep_head_dim);
-      if (opt.ragged) {
-        std::mt19937_64 lens_rng(static_cast<uint64_t>(b));
-        for (size_t i = 1; i < s.lens.size(); ++i)
-          s.lens[i] = std::uniform_int_distribution<int64_t>(std::min<int64_t>(100, opt.sweep_len), opt.sweep_len)(lens_rng);
-        const std::string from = fmt::format("len={})", opt.sweep_len);
-        s.name.replace(s.name.find(from), from.size(), fmt::format("len=ragged{}-{})", std::min<int64_t>(100, opt.sweep_len), opt.sweep_len));
-      }
-      list.push_back(s);
-    }
+    list = sweep_shapes(opt);
   }
   if (opt.block_tokens > 0) {  // diagnostic: every shape at one page size
     for (Shape& s : list) {
@@ -585,7 +597,7 @@ void add_bench_decode_command(CLI::App& app) {
       ->capture_default_str()
       ->check(CLI::IsMember({64, 128, 256}));
   cmd->add_flag("--ragged", opt->ragged, "sweep: lengths drawn from [100, --len] (seeded by the batch size; the first is --len)");
-  cmd->callback([opt, cmd] {
+  cmd->callback([opt] {
     if (opt->sweep_q_heads % opt->sweep_kv_heads != 0)
       throw CLI::ValidationError("--kv-heads", "must divide --q-heads");
     opt->command = "kvx bench decode --iters " + std::to_string(opt->iters) + " --timing " + opt->timing + " --out " + opt->out_dir +
@@ -596,28 +608,18 @@ void add_bench_decode_command(CLI::App& app) {
       opt->command += fmt::format(" --batches {} --len {}{} --q-heads {} --kv-heads {} --head-dim {}",
                                   fmt::join(opt->batches, ","), opt->sweep_len, opt->ragged ? " --ragged" : "",
                                   opt->sweep_q_heads, opt->sweep_kv_heads, opt->sweep_head_dim);
-    (void)cmd;
-    if (opt->waves > 0) {
-      kvx::cuda::decode_tuning().waves = opt->waves;
-      kvx::cuda::decode_tuning().ragged_waves = opt->waves;
-      opt->command += " --waves " + std::to_string(opt->waves);
-    }
-    if (opt->full_sm_fill > 0) {
-      kvx::cuda::decode_tuning().full_sm_fill = opt->full_sm_fill;
-      opt->command += fmt::format(" --full-sm-fill {}", opt->full_sm_fill);
-    }
-    if (opt->split_cap > 0) {
-      kvx::cuda::decode_tuning().split_cap = opt->split_cap;
-      opt->command += " --split-cap " + std::to_string(opt->split_cap);
-    }
-    if (opt->splits > 0) {
-      kvx::cuda::decode_tuning().splits = opt->splits;
-      opt->command += " --splits " + std::to_string(opt->splits);
-    }
-    if (opt->min_chunk_tokens > 0) {
-      kvx::cuda::decode_tuning().min_chunk_tokens = opt->min_chunk_tokens;
-      opt->command += " --min-chunk-tokens " + std::to_string(opt->min_chunk_tokens);
-    }
+    // Tuning knobs: a value over 0 replaces the library's default and is
+    // recorded in the command line.
+    auto tune = [&](const char* flag, auto value, auto apply) {
+      if (value <= 0) return;
+      apply(kvx::cuda::decode_tuning(), value);
+      opt->command += fmt::format(" {} {}", flag, value);
+    };
+    tune("--waves", opt->waves, [](auto& t, int v) { t.waves = t.ragged_waves = v; });
+    tune("--full-sm-fill", opt->full_sm_fill, [](auto& t, double v) { t.full_sm_fill = v; });
+    tune("--split-cap", opt->split_cap, [](auto& t, int v) { t.split_cap = v; });
+    tune("--splits", opt->splits, [](auto& t, int v) { t.splits = v; });
+    tune("--min-chunk-tokens", opt->min_chunk_tokens, [](auto& t, int64_t v) { t.min_chunk_tokens = v; });
     run(*opt);
   });
 }
