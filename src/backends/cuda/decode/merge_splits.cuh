@@ -84,8 +84,7 @@ __global__ void __launch_bounds__(kMergeThreads) merge_splits_kernel(const __gri
   const int cols = static_cast<int>(dv / VEC);
   const int groups = cols >= kMergeThreads ? 1 : kMergeThreads / cols;
   const int g = tid / cols < groups ? tid / cols : groups;  // `groups`: idle thread
-  const int lane_col = tid % (cols < kMergeThreads ? cols : kMergeThreads);
-  const bool active = g < groups && lane_col < cols;
+  const int lane_col = tid % (cols < kMergeThreads ? cols : kMergeThreads);  // < cols
 
   griddep_wait();  // the decode grid's partials are complete and visible
 
@@ -98,7 +97,7 @@ __global__ void __launch_bounds__(kMergeThreads) merge_splits_kernel(const __gri
 #pragma unroll
   for (int k = 0; k < kPrefetch; ++k) {
     const int i = g + k * groups;
-    pre[k] = active && i < S ? reinterpret_cast<const V*>(o_part + i * split_stride)[lane_col] : V{};
+    pre[k] = g < groups && i < S ? reinterpret_cast<const V*>(o_part + i * split_stride)[lane_col] : V{};
   }
   const float lse = tid < S ? lse_part[tid * num_q_heads] : -INFINITY;
   const float mx = block_reduce<true>(lse, scratch);
